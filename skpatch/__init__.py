@@ -1,0 +1,23 @@
+"""skpatch: image patches done right.
+
+Cut images (2-D, colour, 3-D volumes) into overlapping patches with any stride and
+put them back together exactly, fast, inside scikit-learn.
+"""
+
+from ._extract import extract_patches, iter_patches, patch_view
+from ._grid import PatchGrid
+from ._reconstruct import PatchAccumulator, reconstruct_from_patches
+from ._windows import patch_window
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "PatchAccumulator",
+    "PatchGrid",
+    "__version__",
+    "extract_patches",
+    "iter_patches",
+    "patch_view",
+    "patch_window",
+    "reconstruct_from_patches",
+]
