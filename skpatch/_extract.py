@@ -44,7 +44,7 @@ def extract_patches(
     step : int or tuple of int, default=1
         Distance between neighbouring patch origins along each axis.
     offset : int or tuple of int, default=0
-        Origin of the first regular patch along each axis.
+        Origin of the first regular patch along each axis, ``0 <= offset < step``.
     padding : {None, 'valid', 'reflect', 'symmetric', 'edge', 'constant', 'wrap'}, \
 default=None
         Edge policy, see :class:`PatchGrid`. The default covers every pixel by

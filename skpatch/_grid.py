@@ -26,7 +26,9 @@ class PatchGrid:
         Distance between the origins of neighbouring patches along each axis.
     offset : int or tuple of int, default=0
         Origin of the first regular patch along each axis, in canvas coordinates
-        (the padded image when ``padding`` is a pad mode).
+        (the padded image when ``padding`` is a pad mode); ``0 <= offset < step``.
+        Shifting the grid by a fraction of a step gives another tiling of the
+        same image (as in cycle spinning).
     padding : {None, 'valid', 'reflect', 'symmetric', 'edge', 'constant', 'wrap'}, \
 default=None
         Edge policy. ``None`` keeps patches inside the image and, where the regular
@@ -98,14 +100,14 @@ default=None
         self._check_offset()
 
     def _check_offset(self):
-        for axis, (o, size, p) in enumerate(
-            zip(self.offset, self.padded_shape, self.patch_size, strict=True)
+        for axis, (o, s, size, p) in enumerate(
+            zip(self.offset, self.step, self.padded_shape, self.patch_size, strict=True)
         ):
-            if o > size - p:
+            if o >= s or o > size - p:
                 raise ValueError(
-                    f"offset {self.offset} is too large on axis {axis}: a patch of "
-                    f"{p} starting at {o} would end past the canvas of size {size} "
-                    f"(offset must be <= {size - p})"
+                    f"offset {self.offset} is out of range on axis {axis}: it must be "
+                    f"smaller than the step {s} and at most {size - p} (so that a "
+                    f"patch of {p} starting there ends inside the canvas of {size})"
                 )
 
     @property

@@ -1,5 +1,7 @@
 """Putting images back together from patches: weighted mean, median, streaming."""
 
+import math
+
 import numpy as np
 
 from ._extract import prepare_grid
@@ -184,6 +186,11 @@ default='uniform'
         self._window = patch_window(weights, self.grid.patch_size, self.n_channels)
         self._axis_windows = axis_windows(weights, self.grid.patch_size)
         channels = () if self.n_channels is None else (self.n_channels,)
+        check_fits_in_memory(
+            16 * math.prod(self.grid.padded_shape + channels),
+            f"reconstructing an image of shape {self.image_shape}",
+            "check image_shape",
+        )
         self._sum = np.zeros(self.grid.padded_shape + channels)
         self._weight_sum = np.zeros(
             self.grid.padded_shape + self._window.shape[self.grid.ndim :]
@@ -192,7 +199,7 @@ default='uniform'
 
     @property
     def weight_sum(self):
-        return self._weight_sum[self.grid.crop]
+        return self._weight_sum[self.grid.crop].copy()
 
     def add(self, patches, origins=None):
         """Add a batch of patches at ``origins`` (image coordinates).

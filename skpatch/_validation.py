@@ -95,7 +95,19 @@ def output_float_dtype(dtype):
 
 
 def available_memory():
-    """Bytes of physical memory available now, or None where the OS does not say."""
+    """Bytes of memory that can be allocated now, or None where the OS does not say.
+
+    On Linux this is ``MemAvailable`` plus free swap from ``/proc/meminfo`` (free
+    memory alone would ignore the page cache the kernel gives back on demand).
+    """
+    try:
+        with open("/proc/meminfo") as meminfo:
+            fields = dict(line.split(":", 1) for line in meminfo)
+        kib = int(fields["MemAvailable"].split()[0])
+        kib += int(fields.get("SwapFree", "0 kB").split()[0])
+        return kib * 1024
+    except (OSError, KeyError, ValueError):
+        pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
