@@ -1,6 +1,5 @@
 """Cutting images into patches: copies, random subsets, zero-copy views, batches."""
 
-import itertools
 import math
 import numbers
 
@@ -110,7 +109,7 @@ n_channels)
             f"{windows.shape[grid.ndim :]} ({canvas.dtype})",
             "use iter_patches to process it in batches, or a larger step",
         )
-        patches = _copy_grid(windows, grid).reshape(-1, *windows.shape[grid.ndim :])
+        patches = _copy_grid(canvas, grid).reshape(-1, *windows.shape[grid.ndim :])
         return (patches, grid.origins()) if return_origins else patches
     indices = _sample_indices(grid.n_patches, max_patches, random_state)
     patches, origins = _gather(windows, grid, indices)
@@ -243,28 +242,46 @@ def _window_view(canvas, grid):
     return view
 
 
-def _copy_grid(windows, grid):
-    """Copy the grid's patches with one slice assignment per run combination.
+def _copy_grid(canvas, grid):
+    """Copy every patch of the grid into a new array of shape (*grid_shape, *patch).
 
-    Each axis has at most three runs of regular spacing (a snapped first patch,
-    the regular grid, a snapped last patch), so this is a handful of strided
-    copies rather than fancy indexing over every patch.
+    The grid is a few regularly spaced blocks (see ``PatchGrid.regular_subgrids``),
+    each copied by one strided assignment rather than by indexing every patch.
     """
-    out = np.empty(grid.grid_shape + windows.shape[grid.ndim :], dtype=windows.dtype)
-    per_axis = [list(_run_slices(runs)) for runs in grid.axis_runs]
-    for pairs in itertools.product(*per_axis):
-        destination, source = zip(*pairs, strict=True)
-        out[destination] = windows[source]
+    tail = canvas.shape[grid.ndim :]
+    out = np.empty(grid.grid_shape + grid.patch_size + tail, dtype=canvas.dtype)
+    source, destination = _patch_row_views(np.ascontiguousarray(canvas), grid, out)
+    for index, origin, step in grid.regular_subgrids():
+        positions = tuple(
+            slice(o, o + (i.stop - i.start - 1) * s + 1, s)
+            for i, o, s in zip(index, origin, step, strict=True)
+        )
+        destination[index] = source[positions]
     return out
 
 
-def _run_slices(runs):
-    """Pair each run's slice in the output grid with its slice of canvas positions."""
-    position = 0
-    for start, stop, step in runs:
-        length = len(range(start, stop, step))
-        yield slice(position, position + length), slice(start, stop, step)
-        position += length
+def _patch_row_views(canvas, grid, out):
+    """View the canvas's windows and ``out`` as arrays of whole patch rows.
+
+    A patch row (the last patch axis, with its channels) is contiguous in both,
+    so it is handled as one opaque item that numpy copies with ``memcpy``: a
+    strided copy of a few values at a time costs far more per value.
+    """
+    row = np.dtype((np.void, out[(0,) * (2 * grid.ndim - 1)].nbytes))
+    spatial_strides = canvas.strides[: grid.ndim]
+    positions = tuple(
+        s - p + 1 for s, p in zip(canvas.shape, grid.patch_size, strict=False)
+    )
+    source = np.ndarray(
+        positions + grid.patch_size[:-1],
+        dtype=row,
+        buffer=canvas,
+        strides=spatial_strides + spatial_strides[:-1],
+    )
+    source.flags.writeable = False
+    rows_shape = out.shape[: 2 * grid.ndim - 1]
+    destination = out.reshape(*rows_shape, -1).view(row)[..., 0]
+    return source, destination
 
 
 def _gather(windows, grid, indices):

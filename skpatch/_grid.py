@@ -1,5 +1,6 @@
 """Patch geometry: where patches sit on an image. All index arithmetic lives here."""
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -156,6 +157,20 @@ default=None
                 runs.append((size - p, size - p + 1, 1))
         return tuple(runs)
 
+    def regular_subgrids(self):
+        """Split the grid into regularly spaced blocks of patches.
+
+        Each axis has at most three runs (a snapped first patch, the regular grid,
+        a snapped last patch), so there are at most ``3 ** ndim`` blocks. Yields
+        ``(grid_index, origin, step)``: the tuple of slices selecting the block in
+        an array laid out as ``grid_shape``, the canvas coordinates of the block's
+        first patch, and the step between its patches along each axis.
+        """
+        per_axis = [list(_run_blocks(runs)) for runs in self.axis_runs]
+        for blocks in itertools.product(*per_axis):
+            index, origin, step = zip(*blocks, strict=True)
+            yield index, origin, step
+
     @property
     def axis_origins(self):
         return tuple(
@@ -224,3 +239,12 @@ default=None
             f"image {self.image_shape}, patch_size {self.patch_size}, "
             f"step {self.step}, offset {self.offset}, padding {self.padding!r}"
         )
+
+
+def _run_blocks(runs):
+    """Per run of one axis: its slice of the grid, first canvas origin and step."""
+    position = 0
+    for start, stop, step in runs:
+        length = len(range(start, stop, step))
+        yield slice(position, position + length), start, step
+        position += length

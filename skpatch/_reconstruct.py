@@ -19,10 +19,13 @@ from ._validation import (
 )
 from ._windows import axis_windows, patch_window
 
-# Patches are scattered in blocks of about this many values: large enough to make
-# the per-block Python cost negligible, small enough for the block, its indices and
-# its weighted copy to stay in the CPU cache.
+# Patches at arbitrary origins are scattered in blocks of about this many values:
+# large enough to make the per-block Python cost negligible, small enough for the
+# block, its indices and its weighted copy to stay in the CPU cache.
 BLOCK_VALUES = 2**16
+# A full grid is folded a few grid rows at a time, about this many bytes of float64
+# patch values per block, so that the block and its partial sums stay in cache.
+FOLD_BLOCK_BYTES = 2**21
 AGGREGATES = ("mean", "median")
 
 
@@ -148,6 +151,9 @@ class PatchAccumulator:
     weights : {'uniform', 'gaussian', 'hann', 'triangular'}, tuple or array-like, \
 default='uniform'
         Weighting window, see :func:`patch_window`.
+    dtype : {None, float32, float64}, default=None
+        dtype of the result. ``None`` follows the patches: float32 for float32
+        patches, float64 otherwise. Sums are always accumulated in float64.
 
     Attributes
     ----------
@@ -184,8 +190,10 @@ default='uniform'
         padding=None,
         channel_axis=None,
         weights="uniform",
+        dtype=None,
     ):
         self.image_shape = tuple(image_shape)
+        self.dtype = None if dtype is None else _check_result_dtype(dtype)
         self.grid, self.n_channels, self.channel_axis = prepare_grid(
             self.image_shape, patch_size, step, offset, padding, channel_axis
         )
@@ -207,15 +215,16 @@ default='uniform'
         self._grid_adds = 0
         self._dtype = None
         self._inpatch = _inpatch_offsets(self.grid.patch_size, self._sum)
-        self._value_weights = self._per_value_weights()
+        self._full_window = self._window_per_value()
+        self._uniform = isinstance(weights, str) and weights == "uniform"
+        self._value_weights = None if self._uniform else self._full_window.reshape(-1)
 
-    def _per_value_weights(self):
-        if isinstance(self.weights, str) and self.weights == "uniform":
-            return None
+    def _window_per_value(self):
+        """The window with one weight per patch value (channels included)."""
         window = self._window
         if window.ndim < self._sum.ndim:
             window = np.broadcast_to(window[..., np.newaxis], self._inpatch_shape)
-        return np.ascontiguousarray(window).reshape(-1)
+        return np.ascontiguousarray(window)
 
     @property
     def _inpatch_shape(self):
@@ -278,16 +287,34 @@ default='uniform'
 
     def _add_grid(self, patches):
         separable = self._weights is None and self._axis_windows is not None
-        _scatter_grid(
-            self._sum,
-            None if separable else self._weight_canvas(),
-            patches,
-            self._flat_origins(None),
-            self._inpatch,
-            self._value_weights,
-            _grid_block_bounds(self.grid, len(self._inpatch)),
-        )
+        weight_target = None if separable else self._weight_canvas()
+        if self.grid.step[-1] == 1:
+            self._fold_grid(patches, weight_target)
+        else:
+            _scatter_grid(
+                self._sum,
+                weight_target,
+                patches,
+                self._flat_origins(None),
+                self._inpatch,
+                self._value_weights,
+                _grid_block_bounds(self.grid, len(self._inpatch)),
+            )
         self._grid_adds += separable
+
+    def _fold_grid(self, patches, weight_target):
+        """Overlap-add a full grid whose last axis has step 1 (see ``_fold_grid``).
+
+        With step 1 on the last axis, every addition of the fold runs over one
+        long line of values. With larger steps the lines break into pieces of a
+        patch row each, and the sparse scatter of ``_scatter_grid`` is faster.
+        """
+        layout = self.grid.grid_shape + self._inpatch_shape
+        window = None if self._uniform else self._full_window
+        _fold_grid(self._sum, patches.reshape(layout), self.grid, window)
+        if weight_target is not None:
+            windows = np.broadcast_to(self._full_window, layout)
+            _fold_grid(weight_target, windows, self.grid, None)
 
     def _weight_canvas(self):
         """The per-value weight canvas, allocated (with the grid adds so far) on use."""
@@ -323,7 +350,7 @@ default='uniform'
         return covered
 
     def _to_image(self, canvas_image):
-        dtype = output_float_dtype(self._dtype or np.float64)
+        dtype = self.dtype or output_float_dtype(self._dtype or np.float64)
         if self.channel_axis is not None:
             canvas_image = np.moveaxis(canvas_image, -1, self.channel_axis)
         return np.ascontiguousarray(canvas_image, dtype=dtype)
@@ -367,8 +394,93 @@ def _blocks(patches, bounds):
         yield start, rows.reshape(stop - start, -1)
 
 
-def _even_bounds(n_patches, block):
-    return [*range(0, n_patches, block), n_patches]
+def _fold_grid(target, grid_patches, grid, window):
+    """Add a full grid of patches, laid out as ``(*grid_shape, *patch[, C])``.
+
+    Overlap-adding is separable: the patches of a regularly spaced block are
+    summed along the last axis first (patch axis and grid axis collapse into one
+    canvas axis), then along the one before, and so on. Each step is a loop over
+    the offsets inside a patch whose numpy additions run over long strided
+    lines, a few grid rows at a time so that the partial sums stay in cache.
+    """
+    for index, origin, step in grid.regular_subgrids():
+        _fold_regular(target, grid_patches[index], origin, step, window)
+
+
+def _fold_regular(target, patches, origin, step, window):
+    """Overlap-add a regular block of patches whose first patch sits at ``origin``."""
+    row_bytes = 8 * math.prod(patches.shape[1:])
+    rows = max(1, FOLD_BLOCK_BYTES // row_bytes)
+    scratch = None
+    for first in range(0, patches.shape[0], rows):
+        block = patches[first : first + rows]
+        if window is not None or block.dtype != np.float64:
+            if scratch is None or scratch.shape != block.shape:
+                scratch = np.empty(block.shape)
+            if window is None:
+                np.copyto(scratch, block)
+            else:
+                np.multiply(block, window, out=scratch)
+            block = scratch
+        for axis in reversed(range(1, len(step))):
+            block = _fold_axis(block, axis, step)
+        _fold_rows_into(target, block, origin, step, first)
+
+
+def _fold_axis(values, axis, step):
+    """Sum grid axis ``axis`` and its patch axis into one canvas axis.
+
+    ``values`` is laid out as ``(rows, *grid[1:axis + 1], *canvas[axis + 1:],
+    *patch[:axis + 1], *channels)``; the result drops the patch axis and puts the
+    canvas axis in the place of the grid axis. Channels get a loop of their own
+    so that the remaining axes of every addition merge into one long line.
+    """
+    ndim = len(step)
+    n, p, s = values.shape[axis], values.shape[ndim + axis], step[axis]
+    shape = list(values.shape)
+    del shape[ndim + axis]
+    shape[axis] = (n - 1) * s + p
+    lead = (slice(None),) * axis
+    # With step 1 the first offset covers positions 0..n-1: assign it, zero the rest.
+    folded = np.empty(shape) if s == 1 else np.zeros(shape)
+    if s == 1:
+        folded[(*lead, slice(n, None))] = 0
+    channels = _channel_indices(values.shape[2 * ndim :])
+    for k in range(p):
+        lines = (*lead, slice(k, k + (n - 1) * s + 1, s))
+        for channel in channels:
+            source = values[(slice(None),) * (ndim + axis) + (k, *channel)]
+            if k == 0 and s == 1:
+                folded[(*lines, Ellipsis, *channel)] = source
+            else:
+                folded[(*lines, Ellipsis, *channel)] += source
+    return folded
+
+
+def _fold_rows_into(target, values, origin, step, first):
+    """Add grid rows ``first, first + 1, ...`` folded on every other axis.
+
+    ``values`` is laid out as ``(rows, *canvas[1:], patch[0], *channels)``.
+    """
+    ndim = len(step)
+    n, p, s = values.shape[0], values.shape[ndim], step[0]
+    region = tuple(
+        slice(o, o + size)
+        for o, size in zip(origin[1:], values.shape[1:ndim], strict=True)
+    )
+    channels = _channel_indices(values.shape[ndim + 1 :])
+    for k in range(p):
+        start = origin[0] + first * s + k
+        rows = slice(start, start + (n - 1) * s + 1, s)
+        for channel in channels:
+            target[(rows, *region, *channel)] += values[
+                (slice(None),) * ndim + (k, *channel)
+            ]
+
+
+def _channel_indices(channel_shape):
+    """Every index into the channel axes (one empty index when there are none)."""
+    return list(itertools.product(*map(range, channel_shape)))
 
 
 def _scatter_grid(
@@ -447,6 +559,10 @@ def _scatter_at(target, weight_target, patches, origin_offsets, inpatch, weights
     for start, rows in _blocks(patches, bounds):
         offsets = origin_offsets[start : start + len(rows)]
         _add_block_at(flat, weight_flat, rows, offsets, inpatch, weights)
+
+
+def _even_bounds(n_patches, block):
+    return [*range(0, n_patches, block), n_patches]
 
 
 def _add_block_at(flat, weight_flat, rows, offsets, inpatch, weights):
@@ -596,3 +712,10 @@ def _outer(vectors, ufunc=np.multiply):
     for v in vectors[1:]:
         result = ufunc.outer(result, v)
     return result
+
+
+def _check_result_dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be None, float32 or float64, got {dtype}")
+    return dtype

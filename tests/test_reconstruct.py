@@ -6,6 +6,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from sklearn.feature_extraction.image import reconstruct_from_patches_2d
 
+import skpatch._reconstruct as reconstruct_module
 from skpatch import PatchGrid, extract_patches, patch_window, reconstruct_from_patches
 
 PAD_MODES = ("reflect", "symmetric", "edge", "constant", "wrap")
@@ -203,6 +204,28 @@ def test_weighted_full_grid_matches_brute_force(data, reference):
     if window.ndim == len(geom.patch_size):
         weight_map = _brute_weight_map(geom.spatial_shape, origins, window)
         np.testing.assert_allclose(weight_sum, weight_map, rtol=1e-12)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 200])
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_full_grid_split_into_blocks_matches_brute_force(data, block_bytes, reference):
+    """Check the full-grid merge against a loop when it works a grid row at a time."""
+    geom = data.draw(reference.geometries())
+    origins = reference.origins(geom)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16), label="seed"))
+    patches = _random_patches(rng, len(origins), geom.patch_size, geom.n_channels)
+    patches = patches.astype(data.draw(st.sampled_from([np.float64, np.float32])))
+    weights = _draw_window(data, geom.patch_size, geom.n_channels)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reconstruct_module, "FOLD_BLOCK_BYTES", block_bytes)
+        patch.setattr(reconstruct_module, "BLOCK_VALUES", block_bytes)
+        rebuilt = reconstruct_from_patches(patches, geom.image_shape, **geom.kwargs,
+                                           weights=weights)
+    expected = reference.reconstruct(patches.astype(np.float64), geom.spatial_shape,
+                                     origins, _window_array(weights, geom.patch_size),
+                                     geom.channel_axis)
+    np.testing.assert_allclose(rebuilt, expected, rtol=_rtol(patches.dtype))
 
 
 def _brute_weight_map(spatial_shape, origins, window):

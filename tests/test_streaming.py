@@ -183,6 +183,28 @@ def test_accumulator_accepts_dtype_argument(reference):
     np.testing.assert_allclose(accumulator.result(), image, rtol=1e-12)
 
 
+@pytest.mark.parametrize(("patch_dtype", "dtype"), [(np.float64, np.float32),
+                                                     (np.float32, np.float64),
+                                                     (np.uint8, np.float32)])
+def test_accumulator_dtype_sets_the_result_dtype(patch_dtype, dtype, reference):
+    """Check that dtype= overrides the dtype that the patches would give."""
+    image = reference.make_image((6, 8), patch_dtype)
+    accumulator = PatchAccumulator(image.shape, 3, step=2, dtype=dtype)
+    for batch in iter_patches(image, 3, step=2, batch_size=5):
+        accumulator.add(*batch)
+    result = accumulator.result()
+    assert result.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(result, image, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.complex128, "float16"])
+def test_accumulator_rejects_non_float_dtype(dtype, reference):
+    """Check that a result dtype other than float32/float64 is refused by name."""
+    with pytest.raises(ValueError, match=reference.mentions(
+            "float32 or float64", str(np.dtype(dtype)))):
+        PatchAccumulator((6, 8), 3, dtype=dtype)
+
+
 def test_accumulator_rejects_mismatched_batches(gray_image, reference):
     """Check that batches of the wrong patch shape or out-of-range origins raise."""
     accumulator = PatchAccumulator(gray_image.shape, 3)
