@@ -4,18 +4,27 @@ Cut images (2-D, colour, 3-D volumes) into overlapping patches with any stride a
 put them back together exactly, fast, inside scikit-learn.
 """
 
+from ._denoise import PatchDenoiser, denoise_image
 from ._extract import extract_patches, iter_patches, patch_view
 from ._grid import PatchGrid
+from ._priors import error_constrained_omp, gaussian_mixture_wiener
 from ._reconstruct import PatchAccumulator, reconstruct_from_patches
+from ._transformers import PatchExtractor, PatchReconstructor
 from ._windows import patch_window
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "PatchAccumulator",
+    "PatchDenoiser",
+    "PatchExtractor",
     "PatchGrid",
+    "PatchReconstructor",
     "__version__",
+    "denoise_image",
+    "error_constrained_omp",
     "extract_patches",
+    "gaussian_mixture_wiener",
     "iter_patches",
     "patch_view",
     "patch_window",

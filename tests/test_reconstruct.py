@@ -300,8 +300,10 @@ def test_median_ignores_an_outlier_patch(reference):
     ((9, 11), (3, 3)), ((6, 6), (1, 1)), ((7, 5), (7, 2)), ((8, 8), (4, 5)),
     ((8, 8, 3), (3, 2)), ((6, 7, 4), (2, 2)),
 ])
-def test_reconstruct_matches_sklearn(shape, patch_size):
+def test_reconstruct_matches_sklearn(shape, patch_size, reference):
     """Check agreement with sklearn's reconstruct_from_patches_2d (step 1)."""
+    if reference.sklearn_miscounts(shape, patch_size):
+        pytest.skip("this scikit-learn miscounts patches spanning an axis (#10910)")
     rng = np.random.default_rng(13)
     n_patches = (shape[0] - patch_size[0] + 1) * (shape[1] - patch_size[1] + 1)
     patches = rng.random((n_patches, *patch_size, *shape[2:]))
