@@ -411,23 +411,34 @@ def _fold_regular(target, patches, origin, step, window):
     """Overlap-add a regular block of patches whose first patch sits at ``origin``."""
     row_bytes = 8 * math.prod(patches.shape[1:])
     rows = max(1, FOLD_BLOCK_BYTES // row_bytes)
-    scratch = None
+    buffers = {}
     for first in range(0, patches.shape[0], rows):
         block = patches[first : first + rows]
         if window is not None or block.dtype != np.float64:
-            if scratch is None or scratch.shape != block.shape:
-                scratch = np.empty(block.shape)
+            scratch = _reused_buffer(buffers, "scratch", block.shape)
             if window is None:
                 np.copyto(scratch, block)
             else:
                 np.multiply(block, window, out=scratch)
             block = scratch
         for axis in reversed(range(1, len(step))):
-            block = _fold_axis(block, axis, step)
+            block = _fold_axis(block, axis, step, buffers)
         _fold_rows_into(target, block, origin, step, first)
 
 
-def _fold_axis(values, axis, step):
+def _reused_buffer(buffers, key, shape):
+    """A float64 array of ``shape``, carved from one allocated for the first block.
+
+    A fresh array of this size per block would be mapped from the operating
+    system and page-faulted in every time; reusing one keeps it in cache.
+    """
+    full = buffers.get(key)
+    if full is None or full.shape[1:] != tuple(shape[1:]) or len(full) < shape[0]:
+        full = buffers[key] = np.empty(shape)
+    return full[: shape[0]]
+
+
+def _fold_axis(values, axis, step, buffers):
     """Sum grid axis ``axis`` and its patch axis into one canvas axis.
 
     ``values`` is laid out as ``(rows, *grid[1:axis + 1], *canvas[axis + 1:],
@@ -441,10 +452,9 @@ def _fold_axis(values, axis, step):
     del shape[ndim + axis]
     shape[axis] = (n - 1) * s + p
     lead = (slice(None),) * axis
+    folded = _reused_buffer(buffers, axis, shape)
     # With step 1 the first offset covers positions 0..n-1: assign it, zero the rest.
-    folded = np.empty(shape) if s == 1 else np.zeros(shape)
-    if s == 1:
-        folded[(*lead, slice(n, None))] = 0
+    folded[(*lead, slice(n if s == 1 else 0, None))] = 0
     channels = _channel_indices(values.shape[2 * ndim :])
     for k in range(p):
         lines = (*lead, slice(k, k + (n - 1) * s + 1, s))
