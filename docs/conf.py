@@ -22,7 +22,7 @@ from pathlib import Path
 # skpatch is installed.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import skpatch  # noqa: E402
+import skpatch
 
 # -- Project -----------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 import math
 from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
@@ -16,9 +17,8 @@ from ._grid import PatchGrid
 from ._priors import error_constrained_omp, gaussian_mixture_wiener, mixture_spectra
 from ._reconstruct import PatchAccumulator
 from ._validation import as_axis_tuple, output_float_dtype
-from .metrics import peak_signal_noise_ratio
-
-WINDOW_NAMES = ("uniform", "gaussian", "hann", "triangular")
+from ._windows import WINDOW_NAMES
+from .metrics import psnr_scorer
 
 
 def denoise_image(
@@ -288,7 +288,7 @@ default='uniform'
     [(32, 40), (20, 40)]
     """
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict] = {
         "estimator": [HasMethods(["fit"]), None],
         "patch_size": [Interval(Integral, 1, None, closed="left"), tuple],
         "step": [Interval(Integral, 1, None, closed="left"), tuple],
@@ -425,22 +425,7 @@ default='uniform'
         score : float
             Mean peak signal-to-noise ratio over the images, in dB.
         """
-        estimates = self.transform(X)
-        if len(estimates) != len(y):
-            raise ValueError(
-                f"y must hold one clean image per image of X: got {len(estimates)} "
-                f"images in X and {len(y)} in y"
-            )
-        return float(
-            np.mean(
-                [
-                    peak_signal_noise_ratio(
-                        clean, np.clip(estimate, 0, 1), data_range=1
-                    )
-                    for clean, estimate in zip(y, estimates, strict=True)
-                ]
-            )
-        )
+        return psnr_scorer(self, X, y)
 
     def _denoise(self, image):
         dtype = output_float_dtype(image.dtype)

@@ -87,10 +87,11 @@ def mean_peak_signal_noise_ratio(images_true, images_test, *, data_range=None):
 
     Parameters
     ----------
-    images_true : array-like of shape (n_images, ...)
-        Ground-truth images, first axis indexing images.
-    images_test : array-like of the same shape as ``images_true``
-        Images to assess.
+    images_true : array-like of shape (n_images, ...) or list of array-like
+        Ground-truth images, first axis indexing images; a list may hold images
+        of different shapes.
+    images_test : array-like or list of array-like
+        Images to assess, each of the shape of its ground truth.
     data_range : float, default=None
         As in :func:`peak_signal_noise_ratio`; when None it is read off each
         ground-truth image.
@@ -113,17 +114,31 @@ def mean_peak_signal_noise_ratio(images_true, images_test, *, data_range=None):
     >>> round(mean_peak_signal_noise_ratio(clean, noisy, data_range=1), 6)
     30.0
     """
-    images_true, images_test = _check_pair(images_true, images_test)
-    if images_true.ndim < 2:
+    images_true = _image_list(images_true, "images_true")
+    images_test = _image_list(images_test, "images_test")
+    if len(images_true) != len(images_test):
         raise ValueError(
-            f"images must have shape (n_images, ...) with at least 2 axes, got "
-            f"shape {images_true.shape}"
+            f"images_true and images_test must hold as many images, got "
+            f"{len(images_true)} and {len(images_test)}"
         )
     values = [
         peak_signal_noise_ratio(true, test, data_range=data_range)
         for true, test in zip(images_true, images_test, strict=True)
     ]
     return float(np.mean(values))
+
+
+def _image_list(images, name):
+    """A batch of images as a list: the first axis of an array, or a sequence."""
+    if isinstance(images, list | tuple):
+        return list(images)
+    images = np.asarray(images)
+    if images.ndim < 2:
+        raise ValueError(
+            f"{name} must have shape (n_images, ...) with at least 2 axes, or be a "
+            f"list of images, got shape {images.shape}"
+        )
+    return list(images)
 
 
 def make_psnr_scorer(*, data_range=1.0, clip=(0.0, 1.0)):
@@ -183,15 +198,9 @@ class _PSNRScorer:
         if sample_weight is not None:
             raise ValueError("the PSNR scorer does not support sample_weight")
         predict = getattr(estimator, "predict", None) or estimator.transform
-        estimate = np.asarray(predict(X))
-        y = np.asarray(y)
-        if estimate.shape != y.shape:
-            raise ValueError(
-                f"the estimate of shape {estimate.shape} does not match the clean "
-                f"images y of shape {y.shape}; the estimator must return images"
-            )
+        estimate = _image_list(predict(X), "the estimate")
         if self.clip is not None:
-            estimate = np.clip(estimate, *self.clip)
+            estimate = [np.clip(image, *self.clip) for image in estimate]
         return mean_peak_signal_noise_ratio(y, estimate, data_range=self.data_range)
 
     def __repr__(self):

@@ -224,7 +224,7 @@ def geometries(draw, *, max_ndim=3, policies=EDGE_POLICIES, max_step=None,
 
 
 def sklearn_miscounts_spanning_patches(image_shape, patch_size):
-    """Whether this scikit-learn's reconstruct_from_patches_2d is known to be wrong here.
+    """Whether this scikit-learn's reconstruct_from_patches_2d fails on a shape.
 
     Before scikit-learn 1.9 it divides by the wrong overlap count when a patch
     spans a whole axis of the image (scikit-learn issue #10910), so it is no

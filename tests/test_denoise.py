@@ -233,7 +233,7 @@ def test_mixture_without_noise_sigma_is_an_error(data):
     denoiser = PatchDenoiser(GaussianMixture(2, random_state=0), patch_size=(6, 6),
                              max_patches=100)
     denoiser.fit(data["noisy_train"])
-    with pytest.raises(ValueError, match="GaussianMixture.*needs noise_sigma"):
+    with pytest.raises(ValueError, match=r"GaussianMixture.*needs noise_sigma"):
         denoiser.transform(data["noisy_test"])
 
 
@@ -243,7 +243,7 @@ def test_noise_sigma_and_n_iter_need_a_model_that_uses_them(data):
     with pytest.raises(ValueError, match="PCA is neither"):
         PatchDenoiser(pca, patch_size=(6, 6), noise_sigma=SIGMA).fit(
             data["noisy_train"]).transform(data["noisy_test"])
-    with pytest.raises(ValueError, match="n_iter > 1.*n_iter=2 with PCA"):
+    with pytest.raises(ValueError, match=r"n_iter > 1.*n_iter=2 with PCA"):
         PatchDenoiser(pca, patch_size=(6, 6), n_iter=2).fit(
             data["noisy_train"]).transform(data["noisy_test"])
 

@@ -133,7 +133,7 @@ def test_mean_psnr_is_mean_of_per_image_psnr():
 
 def test_mean_psnr_rejects_single_axis():
     """Check that the batch PSNR needs a batch axis plus image axes."""
-    with pytest.raises(ValueError, match=r"at least 2 axes, got shape \(5,\)"):
+    with pytest.raises(ValueError, match=r"at least 2 axes.*got shape \(5,\)"):
         mean_peak_signal_noise_ratio(np.zeros(5), np.ones(5))
 
 
@@ -147,6 +147,8 @@ class _ShrinkDenoiser(BaseEstimator):
         return self
 
     def predict(self, X):
+        if isinstance(X, list):
+            return [self.predict(image) for image in X]
         return 0.5 + (1 - self.alpha) * (np.asarray(X) - 0.5)
 
 
@@ -217,8 +219,23 @@ def test_scorer_rejects_missing_y_and_shape_mismatch():
     estimator = _ShrinkDenoiser().fit(noisy)
     with pytest.raises(ValueError, match="got y=None"):
         psnr_scorer(estimator, noisy, None)
-    with pytest.raises(ValueError, match=r"\(6, 8, 9\).*\(6, 72\)"):
+    with pytest.raises(ValueError, match=r"\(72,\) and \(8, 9\)"):
         psnr_scorer(estimator, noisy, clean.reshape(6, -1))
+    with pytest.raises(ValueError, match="as many images, got 5 and 6"):
+        psnr_scorer(estimator, noisy, clean[:5])
+
+
+def test_scorer_accepts_lists_of_images_of_different_shapes():
+    """Check that the scorer averages per-image PSNRs over a ragged list."""
+    noisy, clean = _denoising_data()
+    estimator = _ShrinkDenoiser(alpha=0.5).fit(noisy)
+    noisy_list = [noisy[0], noisy[1][:5, :7]]
+    clean_list = [clean[0], clean[1][:5, :7]]
+    expected = np.mean([
+        peak_signal_noise_ratio(c, np.clip(e, 0, 1), data_range=1)
+        for c, e in zip(clean_list, estimator.predict(noisy_list), strict=True)
+    ])
+    assert psnr_scorer(estimator, noisy_list, clean_list) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(

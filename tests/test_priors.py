@@ -105,7 +105,7 @@ def test_gaussian_mixture_wiener_bad_input(clean_rows):
         gaussian_mixture_wiener(np.full((4, 6), np.nan), mixture, 0.1)
     with pytest.raises(ValueError, match="noise_sigma must be a finite real >= 0"):
         gaussian_mixture_wiener(clean_rows, mixture, -1.0)
-    with pytest.raises(ValueError, match="needs a fitted mixture.*means_"):
+    with pytest.raises(ValueError, match=r"needs a fitted mixture.*means_"):
         gaussian_mixture_wiener(clean_rows, GaussianMixture(3), 0.1)
     with pytest.raises(ValueError, match="batch_size must be a positive int"):
         gaussian_mixture_wiener(clean_rows, mixture, 0.1, batch_size=0)
