@@ -10,6 +10,8 @@ import numbers
 
 import numpy as np
 
+from ._validation import check_numeric_array
+
 __all__ = [
     "make_psnr_scorer",
     "mean_peak_signal_noise_ratio",
@@ -219,14 +221,7 @@ def _check_pair(image_true, image_test):
 
 
 def _check_image(image, name):
-    image = np.asarray(image)
-    if image.dtype.kind not in "biuf":
-        raise TypeError(
-            f"{name} must hold real numbers (bool, integer or float), "
-            f"got dtype {image.dtype}"
-        )
-    if image.size == 0:
-        raise ValueError(f"{name} is empty: got shape {image.shape}")
+    image = check_numeric_array(image, name)
     if image.dtype.kind == "f" and not np.isfinite(image).all():
         n_bad = int(np.size(image) - np.count_nonzero(np.isfinite(image)))
         raise ValueError(
