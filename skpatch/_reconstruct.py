@@ -25,7 +25,7 @@ from ._windows import axis_windows, patch_window
 BLOCK_VALUES = 2**16
 # A full grid is folded a few grid rows at a time, about this many bytes of float64
 # patch values per block, so that the block and its partial sums stay in cache.
-FOLD_BLOCK_BYTES = 2**21
+FOLD_BLOCK_BYTES = 2**22
 AGGREGATES = ("mean", "median")
 
 
@@ -94,10 +94,12 @@ default='uniform'
                                  {\\sum_i w(x - o_i)}
 
     over the patches :math:`i` with origin :math:`o_i` that cover :math:`x`.
-    Sums are taken in float64. Patches are scattered block by block, so besides
-    the patches the mean merge allocates only a few image-sized arrays. The
-    median merge sorts every value with its pixel index, which needs about four
-    times the memory of the patch matrix.
+    Sums are taken in float64. A full grid is merged a few grid rows at a time
+    (overlap-added axis by axis when the last step is 1, through cached sparse
+    scatter matrices otherwise), patches at given origins block by block, so
+    besides the patches the mean merge allocates only a few image-sized arrays
+    and never a second patch matrix. The median merge sorts every value with its
+    pixel index, which needs about four times the memory of the patch matrix.
 
     Examples
     --------
@@ -423,7 +425,7 @@ def _fold_regular(target, patches, origin, step, window):
             block = scratch
         for axis in reversed(range(1, len(step))):
             block = _fold_axis(block, axis, step, buffers)
-        _fold_rows_into(target, block, origin, step, first)
+        _fold_rows_into(target, block, origin, step, first, buffers)
 
 
 def _reused_buffer(buffers, key, shape):
@@ -446,45 +448,83 @@ def _fold_axis(values, axis, step, buffers):
     canvas axis in the place of the grid axis. Channels get a loop of their own
     so that the remaining axes of every addition merge into one long line.
     """
-    ndim = len(step)
-    n, p, s = values.shape[axis], values.shape[ndim + axis], step[axis]
-    shape = list(values.shape)
+    ndim, s = len(step), step[axis]
+    groups, shift = (
+        _pair_offsets(values, axis, ndim, buffers) if s == 1 else (values, 1)
+    )
+    n, q = groups.shape[axis], groups.shape[ndim + axis]
+    shape = list(groups.shape)
     del shape[ndim + axis]
-    shape[axis] = (n - 1) * s + p
+    shape[axis] = (n - 1) * s + (q - 1) * shift + 1
     lead = (slice(None),) * axis
     folded = _reused_buffer(buffers, axis, shape)
-    # With step 1 the first offset covers positions 0..n-1: assign it, zero the rest.
+    # With step 1 the first group covers positions 0..n-1: assign it, zero the rest.
     folded[(*lead, slice(n if s == 1 else 0, None))] = 0
-    channels = _channel_indices(values.shape[2 * ndim :])
-    for k in range(p):
-        lines = (*lead, slice(k, k + (n - 1) * s + 1, s))
-        for channel in channels:
-            source = values[(slice(None),) * (ndim + axis) + (k, *channel)]
-            if k == 0 and s == 1:
+    pick = (slice(None),) * (ndim + axis)
+    for channel in _channel_indices(values.shape[2 * ndim :]):
+        for a in range(q):
+            lines = (*lead, slice(a * shift, a * shift + (n - 1) * s + 1, s))
+            source = groups[(*pick, a, *channel)]
+            if a == 0 and s == 1:
                 folded[(*lines, Ellipsis, *channel)] = source
             else:
                 folded[(*lines, Ellipsis, *channel)] += source
     return folded
 
 
-def _fold_rows_into(target, values, origin, step, first):
+def _pair_offsets(values, axis, ndim, buffers):
+    """Pre-sum the in-patch offsets of ``axis`` pairwise, for step 1 along it.
+
+    Offsets ``2b`` and ``2b + 1`` of patches ``y`` and ``y - shift`` land on the
+    same canvas position, so they are added in one pass: even and odd offsets
+    sit side by side in memory and are read together, and each level halves
+    the data that the next one touches. Levels go on while the number of
+    offset groups is even; returns the groups and the canvas shift between two
+    consecutive groups.
+    """
+    shift = 1
+    lead = (slice(None),) * axis
+    pick = (slice(None),) * (ndim + axis)
+    channels = _channel_indices(values.shape[2 * ndim :])
+    while values.shape[ndim + axis] % 2 == 0 and values.shape[axis] >= shift:
+        n = values.shape[axis]
+        shape = list(values.shape)
+        shape[axis] += shift
+        shape[ndim + axis] //= 2
+        paired = _reused_buffer(buffers, ("paired", axis, shift), shape)
+        for channel in channels:
+            even = values[(*pick, slice(0, None, 2), *channel)]
+            odd = values[(*pick, slice(1, None, 2), *channel)]
+            out = paired[(*pick, slice(None), *channel)]
+            np.add(
+                even[(*lead, slice(shift, None))],
+                odd[(*lead, slice(None, n - shift))],
+                out=out[(*lead, slice(shift, n))],
+            )
+            out[(*lead, slice(None, shift))] = even[(*lead, slice(None, shift))]
+            out[(*lead, slice(n, None))] = odd[(*lead, slice(n - shift, None))]
+        values, shift = paired, 2 * shift
+    return values, shift
+
+
+def _fold_rows_into(target, values, origin, step, first, buffers):
     """Add grid rows ``first, first + 1, ...`` folded on every other axis.
 
     ``values`` is laid out as ``(rows, *canvas[1:], patch[0], *channels)``.
     """
-    ndim = len(step)
-    n, p, s = values.shape[0], values.shape[ndim], step[0]
+    ndim, s = len(step), step[0]
+    groups, shift = _pair_offsets(values, 0, ndim, buffers) if s == 1 else (values, 1)
+    n, q = groups.shape[0], groups.shape[ndim]
     region = tuple(
         slice(o, o + size)
-        for o, size in zip(origin[1:], values.shape[1:ndim], strict=True)
+        for o, size in zip(origin[1:], groups.shape[1:ndim], strict=True)
     )
-    channels = _channel_indices(values.shape[ndim + 1 :])
-    for k in range(p):
-        start = origin[0] + first * s + k
-        rows = slice(start, start + (n - 1) * s + 1, s)
-        for channel in channels:
-            target[(rows, *region, *channel)] += values[
-                (slice(None),) * ndim + (k, *channel)
+    for channel in _channel_indices(values.shape[ndim + 1 :]):
+        for a in range(q):
+            start = origin[0] + first * s + a * shift
+            rows = slice(start, start + (n - 1) * s + 1, s)
+            target[(rows, *region, *channel)] += groups[
+                (slice(None),) * ndim + (a, *channel)
             ]
 
 
