@@ -453,6 +453,9 @@ def _fold_axis(values, axis, step, buffers):
         _pair_offsets(values, axis, ndim, buffers) if s == 1 else (values, 1)
     )
     n, q = groups.shape[axis], groups.shape[ndim + axis]
+    pick = (slice(None),) * (ndim + axis)
+    if q == 1 and s == 1:  # one group left (all paired): already the folded axis
+        return groups[(*pick, 0)]
     shape = list(groups.shape)
     del shape[ndim + axis]
     shape[axis] = (n - 1) * s + (q - 1) * shift + 1
@@ -460,7 +463,6 @@ def _fold_axis(values, axis, step, buffers):
     folded = _reused_buffer(buffers, axis, shape)
     # With step 1 the first group covers positions 0..n-1: assign it, zero the rest.
     folded[(*lead, slice(n if s == 1 else 0, None))] = 0
-    pick = (slice(None),) * (ndim + axis)
     for channel in _channel_indices(values.shape[2 * ndim :]):
         for a in range(q):
             lines = (*lead, slice(a * shift, a * shift + (n - 1) * s + 1, s))
