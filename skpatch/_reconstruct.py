@@ -401,9 +401,10 @@ def _fold_grid(target, grid_patches, grid, window):
 
     Overlap-adding is separable: the patches of a regularly spaced block are
     summed along the last axis first (patch axis and grid axis collapse into one
-    canvas axis), then along the one before, and so on. Each step is a loop over
-    the offsets inside a patch whose numpy additions run over long strided
-    lines, a few grid rows at a time so that the partial sums stay in cache.
+    canvas axis), then along the one before, and so on, a few grid rows at a
+    time so that the partial sums stay in cache. Along an axis with step 1 the
+    in-patch offsets are first summed pairwise (``_pair_offsets``); what is left
+    is a loop over offsets whose numpy additions run over long strided lines.
     """
     for index, origin, step in grid.regular_subgrids():
         _fold_regular(target, grid_patches[index], origin, step, window)
