@@ -17,7 +17,7 @@ from ._validation import (
     check_numeric_array,
     output_float_dtype,
 )
-from ._windows import axis_windows, patch_window
+from ._windows import axis_windows, is_uniform, patch_window
 
 # Patches at arbitrary origins are scattered in blocks of about this many values:
 # large enough to make the per-block Python cost negligible, small enough for the
@@ -218,7 +218,7 @@ default='uniform'
         self._dtype = None
         self._inpatch = _inpatch_offsets(self.grid.patch_size, self._sum)
         self._full_window = self._window_per_value()
-        self._uniform = isinstance(weights, str) and weights == "uniform"
+        self._uniform = is_uniform(weights)
         self._value_weights = None if self._uniform else self._full_window.reshape(-1)
 
     def _window_per_value(self):
@@ -653,7 +653,7 @@ def _grid_block_bounds(grid, values_per_patch):
 def _median_reconstruct(
     accumulator, patches, origins, weights, fill_value, return_weights
 ):
-    if not (isinstance(weights, str) and weights == "uniform"):
+    if not is_uniform(weights):
         raise ValueError(f"aggregate='median' needs weights='uniform', got {weights!r}")
     patches = accumulator._check_patches(patches)
     canvas_origins = _canvas_origins(accumulator.grid, patches, origins)

@@ -12,8 +12,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._extract import _resolve_max_patches, extract_patches, prepare_grid
 from ._reconstruct import AGGREGATES, reconstruct_from_patches
-from ._validation import PAD_MODES, as_axis_tuple, output_float_dtype
-from ._windows import WINDOW_NAMES, patch_window
+from ._validation import PAD_MODES, as_axis_tuple, check_finite, output_float_dtype
+from ._windows import WINDOW_NAMES, is_uniform, patch_window
 
 _GEOMETRY_CONSTRAINTS = {
     "patch_size": [Interval(numbers.Integral, 1, None, closed="left"), tuple],
@@ -57,26 +57,12 @@ def _image_geometry(estimator, image_shape):
         channel_axis,
     )
     patch_window(estimator.weights, grid.patch_size, n_channels)
-    if estimator.aggregate == "median" and not _is_uniform(estimator.weights):
+    if estimator.aggregate == "median" and not is_uniform(estimator.weights):
         raise ValueError(
             f"aggregate='median' needs weights='uniform', got {estimator.weights!r}"
         )
     channels = () if n_channels is None else (n_channels,)
     return grid, grid.patch_size + channels
-
-
-def _is_uniform(weights):
-    return isinstance(weights, str) and weights == "uniform"
-
-
-def _check_finite(array, name, owner):
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        bad = ~np.isfinite(array)
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(
-            f"{name} contains {int(bad.sum())} NaN or infinite values (the first at "
-            f"index {first}); {owner} needs finite values"
-        )
 
 
 def _check_images(X, estimator):
@@ -97,7 +83,7 @@ def _check_images(X, estimator):
             f"patch_size={estimator.patch_size!r}; got an array of shape {X.shape} "
             f"with {X.ndim} axes"
         )
-    _check_finite(X, "X", type(estimator).__name__)
+    check_finite(X, "X", type(estimator).__name__)
     return X
 
 
@@ -126,7 +112,7 @@ def _check_rows(Xt, estimator, name="Xt"):
             f"{n_patches} patches per image of shape {estimator.image_shape_} "
             f"(grid {estimator.grid_.grid_shape})"
         )
-    _check_finite(Xt, name, type(estimator).__name__)
+    check_finite(Xt, name, type(estimator).__name__)
 
 
 def _batch_geometry(estimator):

@@ -61,6 +61,17 @@ def check_numeric_array(array, name):
     return array
 
 
+def check_finite(array, name, owner):
+    """Raise if a float ``array`` holds NaN or infinity, saying how many and where."""
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        bad = ~np.isfinite(array)
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{name} must be finite, got {int(bad.sum())} NaN or infinite values "
+            f"(the first at index {first}); {owner} needs finite values"
+        )
+
+
 def normalize_channel_axis(channel_axis, ndim):
     """Return ``channel_axis`` as a non-negative int (or None), checked for ``ndim``."""
     if channel_axis is None:

@@ -36,6 +36,11 @@ _WINDOWS = {
 }
 
 
+def is_uniform(weights):
+    """Whether ``weights`` names the uniform window (plain averaging)."""
+    return isinstance(weights, str) and weights == "uniform"
+
+
 def axis_windows(weights, patch_size):
     """Return the 1-D windows of a named separable window, or None for an array.
 

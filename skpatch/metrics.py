@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-from ._validation import check_numeric_array
+from ._validation import check_finite, check_numeric_array
 
 __all__ = [
     "make_psnr_scorer",
@@ -222,12 +222,7 @@ def _check_pair(image_true, image_test):
 
 def _check_image(image, name):
     image = check_numeric_array(image, name)
-    if image.dtype.kind == "f" and not np.isfinite(image).all():
-        n_bad = int(np.size(image) - np.count_nonzero(np.isfinite(image)))
-        raise ValueError(
-            f"{name} must be finite, got {n_bad} NaN or infinite values out of "
-            f"{image.size}"
-        )
+    check_finite(image, name, "PSNR")
     return image
 
 
