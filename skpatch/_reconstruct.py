@@ -291,7 +291,7 @@ default='uniform'
         separable = self._weights is None and self._axis_windows is not None
         weight_target = None if separable else self._weight_canvas()
         if self.grid.step[-1] == 1:
-            self._fold_grid(patches, weight_target)
+            self._fold_full_grid(patches, weight_target)
         else:
             _scatter_grid(
                 self._sum,
@@ -304,7 +304,7 @@ default='uniform'
             )
         self._grid_adds += separable
 
-    def _fold_grid(self, patches, weight_target):
+    def _fold_full_grid(self, patches, weight_target):
         """Overlap-add a full grid whose last axis has step 1 (see ``_fold_grid``).
 
         With step 1 on the last axis, every addition of the fold runs over one
