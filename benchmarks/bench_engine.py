@@ -1,35 +1,42 @@
-"""Benchmark of the skpatch engine: patch extraction and overlap-averaging reconstruction.
+"""Benchmark of the skpatch engine: patch extraction and overlap-adding reconstruction.
 
 Run from the repository root::
 
-    python benchmarks/bench_engine.py              # default run (well under 2 minutes)
-    python benchmarks/bench_engine.py --quick      # smaller images, fewer repeats
-    python benchmarks/bench_engine.py --repeat 10  # best of 10 timed runs (after a warm-up)
+    python benchmarks/bench_engine.py              # default run (about a minute)
+    python benchmarks/bench_engine.py --quick      # smaller images, fewer rounds
+    python benchmarks/bench_engine.py --repeat 15  # best of 15 timed rounds
 
 What it measures, for three workloads
     (a) 512x512 float64, patch 8x8, step 1
     (b) 2048x2048 float32, patch 16x16, step 4
     (c) 128^3 float32 volume, patch 8^3, step 4
 
-* the memory-copy limit: ``P.copy()`` of the contiguous patch matrix ``P`` (the cheapest
-  possible way to produce, or to read once, an array of that size), measured in the same run;
-* ``skpatch.extract_patches`` (contiguous ``(n, *patch)``, and reshaped to ``(n, n_features)``)
-  and ``skpatch.reconstruct_from_patches``;
-* scikit-learn's ``extract_patches_2d`` / ``reconstruct_from_patches_2d`` where they apply
-  (2-D, step 1, i.e. workload (a)); the reconstruction is a Python loop, so it runs only once
-  or twice instead of ``--repeat`` times;
-* ``torch.nn.functional.unfold`` and ``fold(patches) / fold(ones)`` (2-D only), with torch
-  limited to one thread so that every contender runs on a single core;
-* the peak extra memory of ``skpatch.reconstruct_from_patches`` (bytes allocated during the call,
-  output included, beyond its inputs), with ``tracemalloc`` (numpy reports its buffers to it).
+* the memory-copy limit: ``P.copy()`` of the contiguous patch matrix ``P`` (the
+  cheapest possible way to produce, or to read once, an array of that size),
+  measured in the same run;
+* ``skpatch.extract_patches`` (contiguous ``(n, *patch)``, and reshaped to
+  ``(n, n_features)``) and ``skpatch.reconstruct_from_patches``;
+* scikit-learn's ``extract_patches_2d`` / ``reconstruct_from_patches_2d`` where
+  they apply (2-D, step 1, i.e. workload (a)); the reconstruction is a Python
+  loop, so it runs only twice instead of ``--repeat`` times;
+* ``torch.nn.functional.unfold`` and ``fold(patches) / fold(ones)`` (2-D only),
+  with torch limited to one thread so that every contender runs on a single core;
+* the peak extra memory of ``skpatch.reconstruct_from_patches`` (bytes allocated
+  during the call, output included, beyond its inputs), with ``tracemalloc``
+  (numpy reports its buffers to it).
 
-Every time is the best of N runs after one warm-up run, with ``gc.collect()`` before each run
-and ``time.perf_counter``; freeing the result is not timed.  The ratio of each time to the copy
-limit and to skpatch is printed, and the performance targets for workload (a) are reported as
-"target met" / "target missed".  Speed is reported, never asserted: the exit status is 0 either way.
+Every time is the best of N rounds after one warm-up run. A round runs every
+contender of the workload once, in turn (copy, skpatch, scikit-learn, torch), so
+that a slow spell of a shared machine falls on all of them alike rather than on
+whichever was being timed. Each run has ``gc.collect()`` before it and is timed
+with ``time.perf_counter``; freeing the previous result is not timed. The ratio
+of each time to the copy limit and to skpatch is printed, and the performance
+targets for workload (a) are reported as "target met" / "target missed". Speed
+is reported, never asserted: the exit status is 0 either way.
 
-The script imports the ``skpatch`` found on ``sys.path`` (e.g. via PYTHONPATH or an install),
-falling back to the checkout this file lives in; the header prints which one was used.
+The script imports the ``skpatch`` found on ``sys.path`` (e.g. via PYTHONPATH or
+an install), falling back to the checkout this file lives in; the header prints
+which one was used.
 """
 
 import argparse
@@ -128,7 +135,7 @@ QUICK_WORKLOADS = (
     Workload("c", (64, 64, 64), np.float32, 8, 4),
 )
 
-# Peak extra memory of reconstruction counts as "a few images" up to this many image sizes.
+# Peak extra memory of reconstruction counts as "a few images" up to this many images.
 FEW_IMAGES = 4
 
 
@@ -184,22 +191,50 @@ class Timing:
     peer: str = ""  # short name used in the summary line ("" = skpatch / not a peer)
 
 
-def best_time(fn, repeat, warmup=True):
-    """Best wall time of ``repeat`` calls of ``fn`` (after a warm-up); also the last result."""
-    if warmup:
-        fn()
-    best, out = math.inf, None
-    for _ in range(repeat):
-        out = None  # free the previous result outside the timed region
-        gc.collect()
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+@dataclass
+class Job:
+    """One contender's call, timed by ``time_interleaved``; ``result`` is its output."""
+
+    op: str
+    label: str
+    fn: object
+    peer: str = ""
+    runs: int = 0  # 0: every round; slow calls run in the first ``runs`` rounds only
+    warmup: bool = True
+    result: object = None
+
+
+def time_interleaved(jobs, repeat):
+    """Best wall time of every job over ``repeat`` rounds that each run every job once.
+
+    Interleaving gives each contender the same share of a machine whose speed
+    drifts (shared cores, memory bandwidth taken by neighbours): timing them one
+    after the other would let a slow spell fall on one contender only.
+    """
+    for job in jobs:
+        if job.warmup:
+            job.result = job.fn()
+    best = {id(job): math.inf for job in jobs}
+    for round_ in range(repeat):
+        for job in jobs:
+            if job.runs and round_ >= job.runs:
+                continue
+            out = job.result = None  # free the previous result outside the timed region
+            gc.collect()
+            t0 = time.perf_counter()
+            out = job.fn()
+            best[id(job)] = min(best[id(job)], time.perf_counter() - t0)
+            job.result = out
+    return [
+        Timing(
+            job.op, job.label, best[id(job)], min(job.runs or repeat, repeat), job.peer
+        )
+        for job in jobs
+    ]
 
 
 def peak_extra_bytes(fn):
-    """Peak bytes traced by tracemalloc during ``fn()`` (allocations made before are not counted)."""
+    """Peak bytes tracemalloc saw during ``fn()`` (earlier allocations excluded)."""
     gc.collect()
     tracemalloc.start()
     try:
@@ -214,16 +249,15 @@ def max_abs_diff(a, b):
 
 
 # --------------------------------------------------------------------------- contenders
-# Each returns (timings, check lines); a peer that does not apply returns a note instead.
-# run_skpatch also returns its reconstruction and times, the reference for the peers.
+# Each returns the jobs to time (a peer that does not apply returns a note instead),
+# and a function that, once the jobs have run, checks their results.
 
 
-def run_copy(patches, repeat):
-    t, _ = best_time(patches.copy, repeat)
-    return [Timing("copy", "P.copy()  (memory-copy limit)", t, repeat)]
+def copy_jobs(patches):
+    return [Job("copy", "P.copy()  (memory-copy limit)", patches.copy)]
 
 
-def run_skpatch(w, image, patches, repeat):
+def skpatch_jobs(w, image, patches):
     def extract():
         return skpatch.extract_patches(image, w.patch, step=w.step)
 
@@ -233,91 +267,96 @@ def run_skpatch(w, image, patches, repeat):
     def reconstruct():
         return skpatch.reconstruct_from_patches(patches, w.shape, step=w.step)
 
-    t_ext, _ = best_time(extract, repeat)
-    t_flat, _ = best_time(extract_flat, repeat)
-    t_rec, out = best_time(reconstruct, repeat)
-    reference_times = {"extract": t_ext, "reconstruct": t_rec}
-    timings = [
-        Timing("extract", "skpatch extract_patches -> (n, *patch)", t_ext, repeat),
-        Timing(
+    jobs = [
+        Job("extract", "skpatch extract_patches -> (n, *patch)", extract),
+        Job(
             "extract",
             f"skpatch extract_patches -> (n, {patches[0].size})",
-            t_flat,
-            repeat,
+            extract_flat,
         ),
-        Timing("reconstruct", "skpatch reconstruct_from_patches", t_rec, repeat),
+        Job("reconstruct", "skpatch reconstruct_from_patches", reconstruct),
     ]
-    checks = [f"skpatch: round trip max |err| = {max_abs_diff(out, image):.2g}"]
-    return timings, checks, out, reference_times
+
+    def checks():
+        out = jobs[2].result
+        return [f"skpatch: round trip max |err| = {max_abs_diff(out, image):.2g}"]
+
+    return jobs, checks
 
 
-def run_sklearn(w, image, patches, reference, repeat):
+def sklearn_jobs(w, image, patches, reference, repeat):
     if sklearn is None:
         return "sklearn: not installed"
     if w.ndim != 2 or w.step != 1:
-        return "sklearn: n/a (extract_patches_2d / reconstruct_from_patches_2d are 2-D, step 1 only)"
-    slow_runs = min(2, repeat)
-    t_ext, p = best_time(partial(extract_patches_2d, image, w.patch_shape), repeat)
-    t_rec, out = best_time(
-        partial(reconstruct_from_patches_2d, patches, w.shape), slow_runs, warmup=False
-    )
-    timings = [
-        Timing("extract", "sklearn extract_patches_2d", t_ext, repeat, "sklearn"),
-        Timing(
-            "reconstruct",
-            "sklearn reconstruct_from_patches_2d",
-            t_rec,
-            slow_runs,
+        return (
+            "sklearn: n/a (extract_patches_2d / reconstruct_from_patches_2d are 2-D,"
+            " step 1 only)"
+        )
+    jobs = [
+        Job(
+            "extract",
+            "sklearn extract_patches_2d",
+            partial(extract_patches_2d, image, w.patch_shape),
             "sklearn",
         ),
+        # A Python loop over patches: about a second a run, so two runs, no warm-up.
+        Job(
+            "reconstruct",
+            "sklearn reconstruct_from_patches_2d",
+            partial(reconstruct_from_patches_2d, patches, w.shape),
+            "sklearn",
+            runs=min(2, repeat),
+            warmup=False,
+        ),
     ]
-    checks = [
-        (
+
+    def checks():
+        p, out = jobs[0].result, jobs[1].result
+        return [
             f"sklearn: same patches as skpatch {np.array_equal(p, patches)}, "
             f"reconstruct max |diff| vs skpatch = {max_abs_diff(out, reference):.2g}"
-        )
-    ]
-    return timings, checks
+        ]
+
+    return jobs, checks
 
 
-def run_torch(w, image, patches, reference, repeat):
+def torch_jobs(w, image, patches, reference):
     if torch is None:
         return "torch: not installed"
     if w.ndim != 2:
         return "torch: n/a (unfold/fold are 2-D only)"
     kw = {"kernel_size": w.patch, "stride": w.step}
     x = torch.from_numpy(image)[None, None]
-    t_ext, cols = best_time(partial(torch_unfold, x, **kw), repeat)
+    cols = torch_unfold(x, **kw)
     ones = torch.ones_like(cols)  # allocated outside the timed region
 
     def fold_average():
         return torch_fold(cols, w.shape, **kw) / torch_fold(ones, w.shape, **kw)
 
-    t_rec, out = best_time(fold_average, repeat)
-    timings = [
-        Timing(
+    jobs = [
+        Job(
             "extract",
             "torch unfold -> (1, n_features, n)",
-            t_ext,
-            repeat,
+            partial(torch_unfold, x, **kw),
             "torch unfold",
         ),
-        Timing(
+        Job(
             "reconstruct",
             "torch fold(patches) / fold(ones)",
-            t_rec,
-            repeat,
+            fold_average,
             "torch fold",
         ),
     ]
-    same = np.array_equal(cols[0].numpy(), patches.reshape(len(patches), -1).T)
-    checks = [
-        (
-            f"torch: unfold == skpatch patches transposed {same}, fold max |diff| vs skpatch"
-            f" = {max_abs_diff(out[0, 0].numpy(), reference):.2g}"
-        )
-    ]
-    return timings, checks
+
+    def checks():
+        same = np.array_equal(cols[0].numpy(), patches.reshape(len(patches), -1).T)
+        out = jobs[1].result
+        return [
+            f"torch: unfold == skpatch patches transposed {same}, fold max |diff| vs"
+            f" skpatch = {max_abs_diff(out[0, 0].numpy(), reference):.2g}"
+        ]
+
+    return jobs, checks
 
 
 # --------------------------------------------------------------------------- reporting
@@ -414,27 +453,36 @@ def run_workload(w, repeat):
     patches = skpatch.extract_patches(image, w.patch, step=w.step)
     print(
         f"\n({w.key}) {w.describe()}: {len(patches):,} patches, "
-        f"patch matrix {patches.nbytes / MIB:.1f} MiB, image {image.nbytes / MIB:.1f} MiB"
+        f"patch matrix {patches.nbytes / MIB:.1f} MiB, "
+        f"image {image.nbytes / MIB:.1f} MiB"
     )
-
-    timings = run_copy(patches, repeat)
-    sk_timings, checks, reference, t_sk = run_skpatch(w, image, patches, repeat)
-    timings += sk_timings
-    notes = []
+    reference = skpatch.reconstruct_from_patches(patches, w.shape, step=w.step)
+    jobs, check_fns, notes = copy_jobs(patches), [], []
     for result in (
-        run_sklearn(w, image, patches, reference, repeat),
-        run_torch(w, image, patches, reference, repeat),
+        skpatch_jobs(w, image, patches),
+        sklearn_jobs(w, image, patches, reference, repeat),
+        torch_jobs(w, image, patches, reference),
     ):
         if isinstance(result, str):
             notes.append(result)
         else:
-            timings += result[0]
-            checks += result[1]
+            jobs += result[0]
+            check_fns.append(result[1])
+    timings = time_interleaved(jobs, repeat)
+    checks = [line for check in check_fns for line in check()]
+    for job in jobs:  # free the contenders' last results before measuring memory
+        job.result = None
     peak = peak_extra_bytes(
         lambda: skpatch.reconstruct_from_patches(patches, w.shape, step=w.step)
     )
 
     t_copy = timings[0].seconds
+    t_sk = {
+        op: next(
+            t.seconds for t in timings if t.op == op and t.label.startswith("skpatch")
+        )
+        for op in ("extract", "reconstruct")
+    }
     print_timings(timings, t_copy, t_sk, repeat)
     print_memory(peak, patches.nbytes, reference.nbytes)
     for note in notes:
@@ -469,7 +517,8 @@ def print_header(repeat, quick):
         f"scikit-learn {version(sklearn)} | torch {version(torch)}"
     )
     print(
-        f"  CPU: {cpu_name()} ({platform.machine()}), os.cpu_count() = {os.cpu_count()}, "
+        f"  CPU: {cpu_name()} ({platform.machine()}), "
+        f"os.cpu_count() = {os.cpu_count()}, "
         f"{platform.system()} {platform.release()}"
     )
     threads = (
@@ -477,8 +526,9 @@ def print_header(repeat, quick):
     )
     print(f"  threads: numpy single-threaded (copy/ufunc kernels), {threads}")
     print(
-        f"  timing: best of {repeat} after a warm-up (sklearn reconstruct: best of "
-        f"{min(2, repeat)}, no warm-up); gc.collect() before each run; time.perf_counter"
+        f"  timing: best of {repeat} interleaved rounds after a warm-up (sklearn "
+        f"reconstruct: best of {min(2, repeat)}, no warm-up); gc.collect() before each"
+        " run"
     )
     print("  ratios: 'x copy' = time / P.copy() of the patch matrix; peers vs skpatch")
 
@@ -492,11 +542,11 @@ def parse_args(argv=None):
         "--repeat",
         type=int,
         default=None,
-        help="timed runs per contender, best kept (default 5, --quick 3)",
+        help="timed rounds, best kept (default 9, --quick 3)",
     )
     args = parser.parse_args(argv)
     if args.repeat is None:
-        args.repeat = 3 if args.quick else 5
+        args.repeat = 3 if args.quick else 9
     if args.repeat < 1:
         parser.error("--repeat must be >= 1")
     return args

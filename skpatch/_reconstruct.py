@@ -347,8 +347,12 @@ default='uniform'
             shape[axis] = -1
             factor = self._grid_adds * axis_sum[crop] if axis == 0 else axis_sum[crop]
             factor = factor.reshape(shape)
-            np.divide(total, factor, out=total, where=factor > 0)
-            covered = covered & (factor > 0)
+            positive = factor > 0
+            # A masked divide is several times slower; most grids cover every pixel.
+            np.divide(
+                total, factor, out=total, where=True if positive.all() else positive
+            )
+            covered = covered & positive
         return covered
 
     def _to_image(self, canvas_image):
@@ -411,22 +415,104 @@ def _fold_grid(target, grid_patches, grid, window):
 
 
 def _fold_regular(target, patches, origin, step, window):
-    """Overlap-add a regular block of patches whose first patch sits at ``origin``."""
+    """Overlap-add a regular block of patches whose first patch sits at ``origin``.
+
+    Every block of grid rows goes through the same numpy calls on the same
+    buffers, so they are worked out once per block length (a ``_FoldPlan``) and
+    replayed: the Python work per block is then a few calls, not the slicing
+    that chooses them.
+    """
     row_bytes = 8 * math.prod(patches.shape[1:])
     rows = max(1, FOLD_BLOCK_BYTES // row_bytes)
-    buffers = {}
+    buffers, plans = {}, {}
     for first in range(0, patches.shape[0], rows):
         block = patches[first : first + rows]
-        if window is not None or block.dtype != np.float64:
-            scratch = _reused_buffer(buffers, "scratch", block.shape)
-            if window is None:
-                np.copyto(scratch, block)
-            else:
-                np.multiply(block, window, out=scratch)
-            block = scratch
-        for axis in reversed(range(1, len(step))):
-            block = _fold_axis(block, axis, step, buffers)
-        _fold_rows_into(target, block, origin, step, first, buffers)
+        corner = (origin[0] + first * step[0], *origin[1:])
+        sources = {
+            "block": block,
+            "target": target[tuple(slice(c, None) for c in corner)],
+        }
+        plan = plans.get(len(block))
+        if plan is None:
+            plan = plans[len(block)] = _FoldPlan(sources)
+            _fold_block(plan, step, window, buffers)
+        else:
+            plan.replay(sources)
+
+
+def _fold_block(plan, step, window, buffers):
+    """Fold the plan's block into its target rows, recording every numpy call."""
+    block = plan.ref("block")
+    if window is not None or block.dtype != np.float64:
+        scratch = _reused_buffer(buffers, "scratch", block.shape)
+        if window is None:
+            plan.copy(scratch, block)
+        else:
+            plan.call(np.multiply, block, window, scratch)
+        block = scratch
+    for axis in reversed(range(1, len(step))):
+        block = _fold_axis(plan, block, axis, step, buffers)
+    _fold_rows_into(plan, plan.ref("target"), block, step, buffers)
+
+
+class _FoldPlan:
+    """The numpy calls that fold one block, recorded to be replayed on the next.
+
+    Operands sliced from the block or from its target rows are kept as
+    ``_Ref`` chains of indices and resolved against each new block; buffers
+    are the same arrays for every block of the same length.
+    """
+
+    def __init__(self, sources):
+        self.sources = sources
+        self.calls = []
+
+    def ref(self, name):
+        return _Ref(self.sources[name], name, ())
+
+    def call(self, func, *operands):
+        """Run ``func(*operands)`` now and record it."""
+        func(*(_resolve(x, self.sources) for x in operands))
+        self.calls.append((func, operands))
+
+    def add(self, a, b, out):
+        self.call(np.add, a, b, out)
+
+    def copy(self, out, source):
+        self.call(np.copyto, out, source)
+
+    def replay(self, sources):
+        for func, operands in self.calls:
+            func(*(_resolve(x, sources) for x in operands))
+
+
+class _Ref:
+    """A view of a plan source that remembers the indexing that made it."""
+
+    __slots__ = ("array", "chain", "source")
+
+    def __init__(self, array, source, chain):
+        self.array, self.source, self.chain = array, source, chain
+
+    def __getitem__(self, index):
+        return _Ref(self.array[index], self.source, (*self.chain, index))
+
+    @property
+    def shape(self):
+        return self.array.shape
+
+    @property
+    def dtype(self):
+        return self.array.dtype
+
+
+def _resolve(operand, sources):
+    if not isinstance(operand, _Ref):
+        return operand
+    view = sources[operand.source]
+    for index in operand.chain:
+        view = view[index]
+    return view
 
 
 def _reused_buffer(buffers, key, shape):
@@ -441,7 +527,7 @@ def _reused_buffer(buffers, key, shape):
     return full[: shape[0]]
 
 
-def _fold_axis(values, axis, step, buffers):
+def _fold_axis(plan, values, axis, step, buffers):
     """Sum grid axis ``axis`` and its patch axis into one canvas axis.
 
     ``values`` is laid out as ``(rows, *grid[1:axis + 1], *canvas[axis + 1:],
@@ -451,7 +537,7 @@ def _fold_axis(values, axis, step, buffers):
     """
     ndim, s = len(step), step[axis]
     groups, shift = (
-        _pair_offsets(values, axis, ndim, buffers) if s == 1 else (values, 1)
+        _pair_offsets(plan, values, axis, ndim, buffers) if s == 1 else (values, 1)
     )
     n, q = groups.shape[axis], groups.shape[ndim + axis]
     pick = (slice(None),) * (ndim + axis)
@@ -463,19 +549,20 @@ def _fold_axis(values, axis, step, buffers):
     lead = (slice(None),) * axis
     folded = _reused_buffer(buffers, axis, shape)
     # With step 1 the first group covers positions 0..n-1: assign it, zero the rest.
-    folded[(*lead, slice(n if s == 1 else 0, None))] = 0
+    plan.copy(folded[(*lead, slice(n if s == 1 else 0, None))], 0)
     for channel in _channel_indices(values.shape[2 * ndim :]):
         for a in range(q):
             lines = (*lead, slice(a * shift, a * shift + (n - 1) * s + 1, s))
             source = groups[(*pick, a, *channel)]
+            out = folded[(*lines, Ellipsis, *channel)]
             if a == 0 and s == 1:
-                folded[(*lines, Ellipsis, *channel)] = source
+                plan.copy(out, source)
             else:
-                folded[(*lines, Ellipsis, *channel)] += source
+                plan.add(out, source, out)
     return folded
 
 
-def _pair_offsets(values, axis, ndim, buffers):
+def _pair_offsets(plan, values, axis, ndim, buffers):
     """Pre-sum the in-patch offsets of ``axis`` pairwise, for step 1 along it.
 
     Offsets ``2b`` and ``2b + 1`` of patches ``y`` and ``y - shift`` land on the
@@ -484,51 +571,97 @@ def _pair_offsets(values, axis, ndim, buffers):
     the data that the next one touches. Levels go on while the number of
     offset groups is even; returns the groups and the canvas shift between two
     consecutive groups.
+
+    A level whose output feeds another level writes it between zero margins
+    along ``axis``, so the next level is one addition over its whole range
+    instead of an addition plus two edge copies.
     """
-    shift = 1
+    shift, margin = 1, 0
     lead = (slice(None),) * axis
     pick = (slice(None),) * (ndim + axis)
     channels = _channel_indices(values.shape[2 * ndim :])
-    while values.shape[ndim + axis] % 2 == 0 and values.shape[axis] >= shift:
+    padded = values  # ``values`` with its zero margins (none for the patches)
+    while _pairs_left(values.shape, axis, ndim, shift):
         n = values.shape[axis]
         shape = list(values.shape)
         shape[axis] += shift
         shape[ndim + axis] //= 2
-        paired = _reused_buffer(buffers, ("paired", axis, shift), shape)
+        out_margin = 2 * shift if _pairs_left(shape, axis, ndim, 2 * shift) else 0
+        out_padded = _zero_margin_buffer(
+            buffers, ("paired", axis, shift), shape, axis, out_margin
+        )
+        out_region = (*lead, slice(out_margin, out_margin + n + shift))
         for channel in channels:
-            even = values[(*pick, slice(0, None, 2), *channel)]
-            odd = values[(*pick, slice(1, None, 2), *channel)]
-            out = paired[(*pick, slice(None), *channel)]
-            np.add(
+            even = padded[(*pick, slice(0, None, 2), *channel)]
+            odd = padded[(*pick, slice(1, None, 2), *channel)]
+            out = out_padded[(*pick, slice(None), *channel)][out_region]
+            if margin >= shift:
+                plan.add(
+                    even[(*lead, slice(margin, margin + n + shift))],
+                    odd[(*lead, slice(margin - shift, margin + n))],
+                    out,
+                )
+                continue
+            plan.add(
                 even[(*lead, slice(shift, None))],
                 odd[(*lead, slice(None, n - shift))],
-                out=out[(*lead, slice(shift, n))],
+                out[(*lead, slice(shift, n))],
             )
-            out[(*lead, slice(None, shift))] = even[(*lead, slice(None, shift))]
-            out[(*lead, slice(n, None))] = odd[(*lead, slice(n - shift, None))]
-        values, shift = paired, 2 * shift
+            plan.copy(
+                out[(*lead, slice(None, shift))], even[(*lead, slice(None, shift))]
+            )
+            plan.copy(
+                out[(*lead, slice(n, None))], odd[(*lead, slice(n - shift, None))]
+            )
+        values = out_padded[out_region]
+        padded, margin, shift = out_padded, out_margin, 2 * shift
     return values, shift
 
 
-def _fold_rows_into(target, values, origin, step, first, buffers):
-    """Add grid rows ``first, first + 1, ...`` folded on every other axis.
+def _pairs_left(shape, axis, ndim, shift):
+    """Whether the offsets of ``axis`` can be paired once more at ``shift``."""
+    return shape[ndim + axis] % 2 == 0 and shape[axis] >= shift
 
-    ``values`` is laid out as ``(rows, *canvas[1:], patch[0], *channels)``.
+
+def _zero_margin_buffer(buffers, key, shape, axis, margin):
+    """A reused buffer for ``shape`` plus ``margin`` zeros before and after ``axis``.
+
+    The margins are never written, so they stay zero across blocks, except
+    along axis 0, where a shorter last block would see stale rows: those are
+    cleared (once, when its plan is made).
+    """
+    padded_shape = list(shape)
+    padded_shape[axis] += 2 * margin
+    full = buffers.get(key)
+    if (
+        full is None
+        or full.shape[1:] != tuple(padded_shape[1:])
+        or len(full) < padded_shape[0]
+    ):
+        full = buffers[key] = np.zeros(padded_shape)
+    padded = full[: padded_shape[0]]
+    if axis == 0 and margin and len(full) > padded_shape[0]:
+        padded[-margin:] = 0
+    return padded
+
+
+def _fold_rows_into(plan, target, values, step, buffers):
+    """Add the block's grid rows, folded on every other axis, to its target rows.
+
+    ``values`` is laid out as ``(rows, *canvas[1:], patch[0], *channels)``;
+    ``target`` starts at the canvas position of the block's first patch.
     """
     ndim, s = len(step), step[0]
-    groups, shift = _pair_offsets(values, 0, ndim, buffers) if s == 1 else (values, 1)
-    n, q = groups.shape[0], groups.shape[ndim]
-    region = tuple(
-        slice(o, o + size)
-        for o, size in zip(origin[1:], groups.shape[1:ndim], strict=True)
+    groups, shift = (
+        _pair_offsets(plan, values, 0, ndim, buffers) if s == 1 else (values, 1)
     )
+    n, q = groups.shape[0], groups.shape[ndim]
+    region = tuple(slice(0, size) for size in groups.shape[1:ndim])
     for channel in _channel_indices(values.shape[ndim + 1 :]):
         for a in range(q):
-            start = origin[0] + first * s + a * shift
-            rows = slice(start, start + (n - 1) * s + 1, s)
-            target[(rows, *region, *channel)] += groups[
-                (slice(None),) * ndim + (a, *channel)
-            ]
+            rows = slice(a * shift, a * shift + (n - 1) * s + 1, s)
+            out = target[(rows, *region, *channel)]
+            plan.add(out, groups[(slice(None),) * ndim + (a, *channel)], out)
 
 
 def _channel_indices(channel_shape):
