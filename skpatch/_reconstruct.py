@@ -515,16 +515,30 @@ def _resolve(operand, sources):
     return view
 
 
-def _reused_buffer(buffers, key, shape):
+def _reused_buffer(buffers, key, shape, axis=0, margin=0):
     """A float64 array of ``shape``, carved from one allocated for the first block.
 
     A fresh array of this size per block would be mapped from the operating
     system and page-faulted in every time; reusing one keeps it in cache.
+
+    With a ``margin``, the array has that many zeros before and after ``axis``
+    (it is returned with them). They are never written, so they stay zero
+    across blocks, except along axis 0, where a shorter last block would see
+    stale rows: those are cleared (once, when its plan is made).
     """
+    padded_shape = list(shape)
+    padded_shape[axis] += 2 * margin
     full = buffers.get(key)
-    if full is None or full.shape[1:] != tuple(shape[1:]) or len(full) < shape[0]:
-        full = buffers[key] = np.empty(shape)
-    return full[: shape[0]]
+    if (
+        full is None
+        or full.shape[1:] != tuple(padded_shape[1:])
+        or len(full) < padded_shape[0]
+    ):
+        full = buffers[key] = np.zeros(padded_shape)
+    padded = full[: padded_shape[0]]
+    if axis == 0 and margin and len(full) > padded_shape[0]:
+        padded[-margin:] = 0
+    return padded
 
 
 def _fold_axis(plan, values, axis, step, buffers):
@@ -536,30 +550,51 @@ def _fold_axis(plan, values, axis, step, buffers):
     so that the remaining axes of every addition merge into one long line.
     """
     ndim, s = len(step), step[axis]
-    groups, shift = (
-        _pair_offsets(plan, values, axis, ndim, buffers) if s == 1 else (values, 1)
-    )
+    groups, shift = _offset_groups(plan, values, axis, ndim, s, buffers)
     n, q = groups.shape[axis], groups.shape[ndim + axis]
-    pick = (slice(None),) * (ndim + axis)
     if q == 1 and s == 1:  # one group left (all paired): already the folded axis
-        return groups[(*pick, 0)]
+        return groups[(slice(None),) * (ndim + axis) + (0,)]
     shape = list(groups.shape)
     del shape[ndim + axis]
     shape[axis] = (n - 1) * s + (q - 1) * shift + 1
-    lead = (slice(None),) * axis
     folded = _reused_buffer(buffers, axis, shape)
     # With step 1 the first group covers positions 0..n-1: assign it, zero the rest.
+    lead = (slice(None),) * axis
     plan.copy(folded[(*lead, slice(n if s == 1 else 0, None))], 0)
-    for channel in _channel_indices(values.shape[2 * ndim :]):
+    _add_offset_groups(plan, folded, groups, axis, ndim, s, shift, assign_first=s == 1)
+    return folded
+
+
+def _offset_groups(plan, values, axis, ndim, s, buffers):
+    """The in-patch offsets of ``axis`` in groups, and the canvas shift between two.
+
+    With step 1 they are summed pairwise first (``_pair_offsets``); otherwise
+    every offset is a group of its own, one position after the previous.
+    """
+    if s != 1:
+        return values, 1
+    return _pair_offsets(plan, values, axis, ndim, buffers)
+
+
+def _add_offset_groups(plan, out, groups, axis, ndim, s, shift, assign_first):
+    """Add group ``a`` of ``axis`` to ``out`` from position ``a * shift``, every ``s``.
+
+    With ``assign_first`` the first group is copied in instead (nothing has been
+    summed there yet). Channels get a loop of their own so that the remaining
+    axes of every addition merge into one long line.
+    """
+    n, q = groups.shape[axis], groups.shape[ndim + axis]
+    lead = (slice(None),) * axis
+    pick = (slice(None),) * (ndim + axis)
+    for channel in _channel_indices(_channel_shape(groups, axis, ndim)):
         for a in range(q):
             lines = (*lead, slice(a * shift, a * shift + (n - 1) * s + 1, s))
             source = groups[(*pick, a, *channel)]
-            out = folded[(*lines, Ellipsis, *channel)]
-            if a == 0 and s == 1:
-                plan.copy(out, source)
+            target = out[(*lines, Ellipsis, *channel)]
+            if assign_first and a == 0:
+                plan.copy(target, source)
             else:
-                plan.add(out, source, out)
-    return folded
+                plan.add(target, source, target)
 
 
 def _pair_offsets(plan, values, axis, ndim, buffers):
@@ -579,7 +614,7 @@ def _pair_offsets(plan, values, axis, ndim, buffers):
     shift, margin = 1, 0
     lead = (slice(None),) * axis
     pick = (slice(None),) * (ndim + axis)
-    channels = _channel_indices(values.shape[2 * ndim :])
+    channels = _channel_indices(_channel_shape(values, axis, ndim))
     padded = values  # ``values`` with its zero margins (none for the patches)
     while _pairs_left(values.shape, axis, ndim, shift):
         n = values.shape[axis]
@@ -587,7 +622,7 @@ def _pair_offsets(plan, values, axis, ndim, buffers):
         shape[axis] += shift
         shape[ndim + axis] //= 2
         out_margin = 2 * shift if _pairs_left(shape, axis, ndim, 2 * shift) else 0
-        out_padded = _zero_margin_buffer(
+        out_padded = _reused_buffer(
             buffers, ("paired", axis, shift), shape, axis, out_margin
         )
         out_region = (*lead, slice(out_margin, out_margin + n + shift))
@@ -623,28 +658,6 @@ def _pairs_left(shape, axis, ndim, shift):
     return shape[ndim + axis] % 2 == 0 and shape[axis] >= shift
 
 
-def _zero_margin_buffer(buffers, key, shape, axis, margin):
-    """A reused buffer for ``shape`` plus ``margin`` zeros before and after ``axis``.
-
-    The margins are never written, so they stay zero across blocks, except
-    along axis 0, where a shorter last block would see stale rows: those are
-    cleared (once, when its plan is made).
-    """
-    padded_shape = list(shape)
-    padded_shape[axis] += 2 * margin
-    full = buffers.get(key)
-    if (
-        full is None
-        or full.shape[1:] != tuple(padded_shape[1:])
-        or len(full) < padded_shape[0]
-    ):
-        full = buffers[key] = np.zeros(padded_shape)
-    padded = full[: padded_shape[0]]
-    if axis == 0 and margin and len(full) > padded_shape[0]:
-        padded[-margin:] = 0
-    return padded
-
-
 def _fold_rows_into(plan, target, values, step, buffers):
     """Add the block's grid rows, folded on every other axis, to its target rows.
 
@@ -652,16 +665,23 @@ def _fold_rows_into(plan, target, values, step, buffers):
     ``target`` starts at the canvas position of the block's first patch.
     """
     ndim, s = len(step), step[0]
-    groups, shift = (
-        _pair_offsets(plan, values, 0, ndim, buffers) if s == 1 else (values, 1)
-    )
-    n, q = groups.shape[0], groups.shape[ndim]
+    groups, shift = _offset_groups(plan, values, 0, ndim, s, buffers)
     region = tuple(slice(0, size) for size in groups.shape[1:ndim])
-    for channel in _channel_indices(values.shape[ndim + 1 :]):
-        for a in range(q):
-            rows = slice(a * shift, a * shift + (n - 1) * s + 1, s)
-            out = target[(rows, *region, *channel)]
-            plan.add(out, groups[(slice(None),) * ndim + (a, *channel)], out)
+    _add_offset_groups(
+        plan,
+        target[(slice(None), *region)],
+        groups,
+        0,
+        ndim,
+        s,
+        shift,
+        assign_first=False,
+    )
+
+
+def _channel_shape(values, axis, ndim):
+    """The channel axes of ``values``, laid out as ``(..., *patch[:axis + 1], *C)``."""
+    return values.shape[ndim + axis + 1 :]
 
 
 def _channel_indices(channel_shape):
