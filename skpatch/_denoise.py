@@ -9,13 +9,14 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
 from sklearn.decomposition import MiniBatchDictionaryLearning
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, RealNotInt, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._extract import extract_patches, iter_patches
 from ._grid import PatchGrid
 from ._priors import error_constrained_omp, gaussian_mixture_wiener, mixture_spectra
 from ._reconstruct import PatchAccumulator
+from ._transformers import _GEOMETRY_CONSTRAINTS, _MAX_PATCHES_CONSTRAINT
 from ._validation import as_axis_tuple, output_float_dtype
 from ._windows import WINDOW_NAMES
 from .metrics import psnr_scorer
@@ -290,15 +291,11 @@ default='uniform'
 
     _parameter_constraints: ClassVar[dict] = {
         "estimator": [HasMethods(["fit"]), None],
-        "patch_size": [Interval(Integral, 1, None, closed="left"), tuple],
-        "step": [Interval(Integral, 1, None, closed="left"), tuple],
+        "patch_size": _GEOMETRY_CONSTRAINTS["patch_size"],
+        "step": _GEOMETRY_CONSTRAINTS["step"],
         "remove_mean": ["boolean"],
         "weights": [StrOptions(set(WINDOW_NAMES)), tuple, np.ndarray],
-        "max_patches": [
-            Interval(Integral, 1, None, closed="left"),
-            Interval(RealNotInt, 0, 1, closed="right"),
-            None,
-        ],
+        "max_patches": _MAX_PATCHES_CONSTRAINT,
         "noise_sigma": [Interval(Real, 0, None, closed="neither"), None],
         "n_iter": [Interval(Integral, 1, None, closed="left")],
         "tol_factor": [Interval(Real, 0, None, closed="neither")],

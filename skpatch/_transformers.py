@@ -23,6 +23,12 @@ _GEOMETRY_CONSTRAINTS = {
     "weights": [StrOptions(set(WINDOW_NAMES)), tuple, "array-like"],
     "aggregate": [StrOptions(set(AGGREGATES))],
 }
+# A fraction of each image's patches, a number of them per image, or all.
+_MAX_PATCHES_CONSTRAINT = [
+    Interval(RealNotInt, 0, 1, closed="right"),
+    Interval(numbers.Integral, 1, None, closed="left"),
+    None,
+]
 
 
 def _n_spatial(patch_size):
@@ -309,11 +315,7 @@ default='uniform'
 
     _parameter_constraints: ClassVar[dict] = {
         **_GEOMETRY_CONSTRAINTS,
-        "max_patches": [
-            Interval(RealNotInt, 0, 1, closed="right"),
-            Interval(numbers.Integral, 1, None, closed="left"),
-            None,
-        ],
+        "max_patches": _MAX_PATCHES_CONSTRAINT,
         "random_state": ["random_state"],
     }
 
