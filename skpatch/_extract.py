@@ -8,6 +8,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.utils import check_random_state
 from sklearn.utils.random import sample_without_replacement
 
+from . import _kernels
 from ._grid import PatchGrid
 from ._validation import (
     PAD_MODES,
@@ -101,18 +102,18 @@ n_channels)
     grid, canvas = _grid_and_canvas(
         image, patch_size, step, offset, padding, channel_axis
     )
-    windows = _window_view(canvas, grid)
     if max_patches is None:
+        patch_shape = grid.patch_size + canvas.shape[grid.ndim :]
         check_fits_in_memory(
-            grid.n_patches * math.prod(windows.shape[grid.ndim :]) * canvas.itemsize,
+            grid.n_patches * math.prod(patch_shape) * canvas.itemsize,
             f"the patch matrix of {grid.n_patches} patches of shape "
-            f"{windows.shape[grid.ndim :]} ({canvas.dtype})",
+            f"{patch_shape} ({canvas.dtype})",
             "use iter_patches to process it in batches, or a larger step",
         )
-        patches = _copy_grid(canvas, grid).reshape(-1, *windows.shape[grid.ndim :])
+        patches = _copy_patches(canvas, grid)
         return (patches, grid.origins()) if return_origins else patches
     indices = _sample_indices(grid.n_patches, max_patches, random_state)
-    patches, origins = _gather(windows, grid, indices)
+    patches, origins = _patches_at(canvas, grid, indices)
     return (patches, origins) if return_origins else patches
 
 
@@ -146,10 +147,10 @@ def patch_view(image, patch_size, *, step=1, offset=0, channel_axis=None):
     ((4, 3, 4, 4), False)
     """
     grid, canvas = _grid_and_canvas(
-        image, patch_size, step, offset, "valid", channel_axis
+        image, patch_size, step, offset, "valid", channel_axis, view=True
     )
     windows = _window_view(canvas, grid)
-    (runs,) = zip(*grid.axis_runs, strict=True)
+    (runs,) = zip(*grid._axis_runs, strict=True)
     return windows[tuple(slice(*run) for run in runs)]
 
 
@@ -195,19 +196,18 @@ def iter_patches(
     grid, canvas = _grid_and_canvas(
         image, patch_size, step, offset, padding, channel_axis
     )
-    windows = _window_view(canvas, grid)
     if batch_size is None:
-        patch_bytes = math.prod(windows.shape[grid.ndim :]) * canvas.itemsize
-        batch_size = max(1, DEFAULT_BATCH_BYTES // patch_bytes)
+        patch_values = math.prod(grid.patch_size + canvas.shape[grid.ndim :])
+        batch_size = max(1, DEFAULT_BATCH_BYTES // (patch_values * canvas.itemsize))
     elif not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    return _iter_batches(windows, grid, int(batch_size))
+    return _iter_batches(canvas, grid, int(batch_size))
 
 
-def _iter_batches(windows, grid, batch_size):
+def _iter_batches(canvas, grid, batch_size):
     for start in range(0, grid.n_patches, batch_size):
         indices = np.arange(start, min(start + batch_size, grid.n_patches))
-        yield _gather(windows, grid, indices)
+        yield _patches_at(canvas, grid, indices)
 
 
 def prepare_grid(shape, patch_size, step, offset, padding, channel_axis):
@@ -218,7 +218,9 @@ def prepare_grid(shape, patch_size, step, offset, padding, channel_axis):
     return grid, n_channels, channel_axis
 
 
-def _grid_and_canvas(image, patch_size, step, offset, padding, channel_axis):
+def _grid_and_canvas(
+    image, patch_size, step, offset, padding, channel_axis, *, view=False
+):
     """Validate the image and geometry; return the grid and the channels-last canvas."""
     image = check_numeric_array(image, "image")
     if image.ndim == 0:
@@ -230,7 +232,8 @@ def _grid_and_canvas(image, patch_size, step, offset, padding, channel_axis):
     if grid.padding in PAD_MODES:
         channel_pad = ((0, 0),) if n_channels is not None else ()
         canvas = np.pad(canvas, grid.pad_width + channel_pad, mode=grid.padding)
-    return grid, canvas
+    # The kernels read a C-contiguous canvas; a view keeps pointing at the image.
+    return grid, canvas if view else np.ascontiguousarray(canvas)
 
 
 def _window_view(canvas, grid):
@@ -242,57 +245,36 @@ def _window_view(canvas, grid):
     return view
 
 
-def _copy_grid(canvas, grid):
-    """Copy every patch of the grid into a new array of shape (*grid_shape, *patch).
+def _copy_patches(canvas, grid, canvas_origins=None):
+    """Copy the patches at ``canvas_origins`` (the full grid when None) from a canvas.
 
-    The grid is a few regularly spaced blocks (see ``PatchGrid.regular_subgrids``),
-    each copied by one strided assignment rather than by indexing every patch.
+    ``canvas`` is C-contiguous, channels last; the result has its dtype and shape
+    ``(n_patches, *patch_size[, n_channels])``. The kernel copies patch rows as
+    bytes, so every dtype takes the same path.
     """
-    tail = canvas.shape[grid.ndim :]
-    out = np.empty(grid.grid_shape + grid.patch_size + tail, dtype=canvas.dtype)
-    source, destination = _patch_row_views(np.ascontiguousarray(canvas), grid, out)
-    for index, origin, step in grid.regular_subgrids():
-        positions = tuple(
-            slice(o, o + (i.stop - i.start - 1) * s + 1, s)
-            for i, o, s in zip(index, origin, step, strict=True)
+    n_patches = grid.n_patches if canvas_origins is None else len(canvas_origins)
+    patches = np.empty(
+        (n_patches, *grid.patch_size, *canvas.shape[grid.ndim :]), dtype=canvas.dtype
+    )
+    if n_patches:
+        _kernels.gather_patches(
+            canvas.reshape(-1).view(np.uint8),
+            patches.reshape(n_patches, -1).view(np.uint8),
+            grid._flat_origins(canvas.strides, canvas_origins),
+            grid._row_offsets(canvas.strides),
         )
-        destination[index] = source[positions]
-    return out
+    return patches
 
 
-def _patch_row_views(canvas, grid, out):
-    """View the canvas's windows and ``out`` as arrays of whole patch rows.
-
-    A patch row (the last patch axis, with its channels) is contiguous in both,
-    so it is handled as one opaque item that numpy copies with ``memcpy``: a
-    strided copy of a few values at a time costs far more per value.
-    """
-    row = np.dtype((np.void, out[(0,) * (2 * grid.ndim - 1)].nbytes))
-    spatial_strides = canvas.strides[: grid.ndim]
-    positions = tuple(
-        s - p + 1 for s, p in zip(canvas.shape, grid.patch_size, strict=False)
-    )
-    source = np.ndarray(
-        positions + grid.patch_size[:-1],
-        dtype=row,
-        buffer=canvas,
-        strides=spatial_strides + spatial_strides[:-1],
-    )
-    source.flags.writeable = False
-    rows_shape = out.shape[: 2 * grid.ndim - 1]
-    destination = out.reshape(*rows_shape, -1).view(row)[..., 0]
-    return source, destination
-
-
-def _gather(windows, grid, indices):
+def _patches_at(canvas, grid, indices):
     """Copy the patches at flat grid ``indices``; return them with their origins."""
     coords = np.unravel_index(indices, grid.grid_shape)
-    canvas_origins = tuple(
-        origins[c] for origins, c in zip(grid.axis_origins, coords, strict=True)
-    )
-    origins = np.stack(canvas_origins, axis=-1).reshape(-1, grid.ndim)
-    origins -= grid.pad_before
-    return np.ascontiguousarray(windows[canvas_origins]), origins
+    canvas_origins = np.stack(
+        [origins[c] for origins, c in zip(grid.axis_origins, coords, strict=True)],
+        axis=-1,
+    ).reshape(-1, grid.ndim)
+    patches = _copy_patches(canvas, grid, canvas_origins)
+    return patches, canvas_origins - grid._pad_before
 
 
 def _sample_indices(n_patches, max_patches, random_state):

@@ -1,6 +1,5 @@
 """Patch geometry: where patches sit on an image. All index arithmetic lives here."""
 
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -122,7 +121,7 @@ default=None
         return ((0, 0),) * self.ndim
 
     @property
-    def pad_before(self):
+    def _pad_before(self):
         """Padding before each axis, as an array (canvas = image + pad_before)."""
         return np.array([b for b, _ in self.pad_width], dtype=np.intp)
 
@@ -141,7 +140,7 @@ default=None
         )
 
     @property
-    def axis_runs(self):
+    def _axis_runs(self):
         """Per axis, the origins as ``(start, stop, step)`` runs of regular spacing."""
         return tuple(self._runs(axis) for axis in range(self.ndim))
 
@@ -157,29 +156,16 @@ default=None
                 runs.append((size - p, size - p + 1, 1))
         return tuple(runs)
 
-    def regular_subgrids(self):
-        """Split the grid into regularly spaced blocks of patches.
-
-        Each axis has at most three runs (a snapped first patch, the regular grid,
-        a snapped last patch), so there are at most ``3 ** ndim`` blocks. Yields
-        ``(grid_index, origin, step)``: the tuple of slices selecting the block in
-        an array laid out as ``grid_shape``, the canvas coordinates of the block's
-        first patch, and the step between its patches along each axis.
-        """
-        per_axis = [list(_run_blocks(runs)) for runs in self.axis_runs]
-        for blocks in itertools.product(*per_axis):
-            index, origin, step = zip(*blocks, strict=True)
-            yield index, origin, step
-
     @property
     def axis_origins(self):
         return tuple(
-            np.concatenate([np.arange(*run) for run in runs]) for runs in self.axis_runs
+            np.concatenate([np.arange(*run) for run in runs])
+            for runs in self._axis_runs
         )
 
     @property
     def grid_shape(self):
-        return tuple(sum(len(range(*run)) for run in runs) for runs in self.axis_runs)
+        return tuple(sum(len(range(*run)) for run in runs) for runs in self._axis_runs)
 
     @property
     def n_patches(self):
@@ -193,9 +179,9 @@ default=None
         :func:`extract_patches`.
         """
         mesh = np.meshgrid(*self.axis_origins, indexing="ij")
-        return np.stack(mesh, axis=-1).reshape(-1, self.ndim) - self.pad_before
+        return np.stack(mesh, axis=-1).reshape(-1, self.ndim) - self._pad_before
 
-    def to_canvas(self, origins):
+    def _to_canvas(self, origins):
         """Check image-coordinate origins and return them in canvas coordinates."""
         origins = np.asarray(origins)
         if origins.ndim != 2 or origins.shape[1] != self.ndim:
@@ -204,7 +190,7 @@ default=None
             )
         if origins.dtype.kind not in "iu":
             raise TypeError(f"origins must be integers, got dtype {origins.dtype}")
-        lower = -self.pad_before
+        lower = -self._pad_before
         upper = lower + np.array(self.padded_shape) - np.array(self.patch_size)
         bad = np.any((origins < lower) | (origins > upper), axis=1)
         if bad.any():
@@ -212,12 +198,12 @@ default=None
             raise ValueError(
                 f"{int(bad.sum())} origins put a patch outside the image: origin "
                 f"{first} is not within {tuple(lower.tolist())} .. "
-                f"{tuple(upper.tolist())} for {self.describe()}"
+                f"{tuple(upper.tolist())} for {self._describe()}"
             )
         canvas = origins - lower
         return canvas.astype(np.intp, copy=False)
 
-    def axis_weight_sums(self, axis_windows):
+    def _axis_weight_sums(self, axis_windows):
         """Per axis, the 1-D sum of the patch windows over the canvas.
 
         For a full grid with a separable window, the weight map is the outer
@@ -233,7 +219,62 @@ default=None
             sums.append(total)
         return tuple(sums)
 
-    def describe(self):
+    def _flat_origins(self, strides, canvas_origins=None):
+        """Flat offsets of patch origins in a canvas with the given ``strides``.
+
+        ``strides`` are the canvas's strides (in elements or in bytes) along its
+        spatial axes; ``canvas_origins`` are origins in canvas coordinates, the
+        full grid in order when None. This is how the compiled kernels are told
+        where each patch is.
+        """
+        strides = np.asarray(strides[: self.ndim], dtype=np.intp)
+        if canvas_origins is None:
+            per_axis = [
+                origins * s
+                for origins, s in zip(self.axis_origins, strides, strict=True)
+            ]
+            return _outer_sum(per_axis).ravel()
+        return canvas_origins @ strides
+
+    def _row_offsets(self, strides):
+        """Flat offsets of every patch row from the patch's first value.
+
+        A row is the last patch axis (with the channels, if the canvas has them),
+        contiguous in a patch and in a C-ordered canvas alike. The offsets are
+        in C order of the other patch axes.
+        """
+        return _row_starts(self.patch_size, strides)
+
+    def _image_row_starts(self, strides):
+        """Flat offsets in the canvas of every row of the image (the crop)."""
+        corner = int(np.dot(self._pad_before, np.asarray(strides[: self.ndim])))
+        return corner + _row_starts(self.image_shape, strides)
+
+    def _row_bands(self, band_rows, first_axis_origins=None):
+        """Split the canvas into bands of ``band_rows`` whole rows of the first axis.
+
+        Returns ``(bounds, first, last)``: band ``b`` is the canvas rows
+        ``bounds[b]:bounds[b + 1]``, and the patches ``first[b]:last[b]`` are the
+        ones that may cover it, in the order of the grid, or of
+        ``first_axis_origins`` (the sorted canvas origins along the first axis of
+        the patches at hand) when it is given. A patch row (along the last axis)
+        never crosses a band; on a 1-D grid, whose rows run along the first
+        axis, there is one band.
+        """
+        if self.ndim == 1:
+            band_rows = self.padded_shape[0]
+        if first_axis_origins is None:
+            origins = self.axis_origins[0]
+            per_origin = self.n_patches // self.grid_shape[0]
+        else:
+            origins, per_origin = first_axis_origins, 1
+        size = self.padded_shape[0]
+        bounds = np.append(np.arange(0, size, band_rows), size).astype(np.intp)
+        first = np.searchsorted(origins, bounds[:-1] - (self.patch_size[0] - 1))
+        last = np.searchsorted(origins, bounds[1:])
+        return bounds, first * per_origin, last * per_origin
+
+    def _describe(self):
         """A one-line description used in error messages."""
         return (
             f"image {self.image_shape}, patch_size {self.patch_size}, "
@@ -241,10 +282,18 @@ default=None
         )
 
 
-def _run_blocks(runs):
-    """Per run of one axis: its slice of the grid, first canvas origin and step."""
-    position = 0
-    for start, stop, step in runs:
-        length = len(range(start, stop, step))
-        yield slice(position, position + length), start, step
-        position += length
+def _row_starts(shape, strides):
+    """Flat offsets of the rows (along the last axis) of a box of ``shape``."""
+    per_axis = [
+        np.arange(n, dtype=np.intp) * s
+        for n, s in zip(shape[:-1], strides[: len(shape) - 1], strict=True)
+    ]
+    return _outer_sum(per_axis).ravel() if per_axis else np.zeros(1, np.intp)
+
+
+def _outer_sum(vectors):
+    """``vectors[0][:, None, ...] + vectors[1][None, :, ...] + ...``."""
+    total = vectors[0]
+    for v in vectors[1:]:
+        total = np.add.outer(total, v)
+    return total

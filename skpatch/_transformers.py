@@ -63,9 +63,10 @@ def _image_geometry(estimator, image_shape):
         channel_axis,
     )
     patch_window(estimator.weights, grid.patch_size, n_channels)
-    if estimator.aggregate == "median" and not is_uniform(estimator.weights):
+    if estimator.aggregate != "mean" and not is_uniform(estimator.weights):
         raise ValueError(
-            f"aggregate='median' needs weights='uniform', got {estimator.weights!r}"
+            f"aggregate={estimator.aggregate!r} needs weights='uniform', got "
+            f"{estimator.weights!r}"
         )
     channels = () if n_channels is None else (n_channels,)
     return grid, grid.patch_size + channels
@@ -147,12 +148,19 @@ def _channel_axis(estimator):
 
 
 def _images_to_rows(X, estimator):
-    """The patch matrix of a batch of images, in a float dtype."""
+    """The patch matrix of a batch of images, in the dtype of ``_row_dtype``."""
     geometry, patch_size = _batch_geometry(estimator)
     del geometry["weights"]
     patches = extract_patches(X, patch_size, **geometry)
     rows = patches.reshape(len(patches), -1)
-    return rows.astype(output_float_dtype(rows.dtype), copy=False)
+    return rows.astype(_row_dtype(estimator, rows.dtype), copy=False)
+
+
+def _row_dtype(estimator, dtype):
+    """Float rows, except integer labels that ``aggregate='mode'`` will merge."""
+    if estimator.aggregate == "mode" and dtype.kind in "biu":
+        return dtype
+    return output_float_dtype(dtype)
 
 
 def _rows_to_images(Xt, estimator):
@@ -187,7 +195,7 @@ def _sampled_rows(X, estimator):
         for image in X
     ]
     rows = np.concatenate(blocks)
-    return rows.astype(output_float_dtype(rows.dtype), copy=False)
+    return rows.astype(_row_dtype(estimator, rows.dtype), copy=False)
 
 
 def _fit_geometry(estimator, image_shape):
@@ -211,7 +219,7 @@ def _check_same_geometry(estimator):
     if grid != estimator.grid_:
         raise ValueError(
             f"the geometry parameters changed since fit (fitted: "
-            f"{estimator.grid_.describe()}; now: {grid.describe()}); call fit again"
+            f"{estimator.grid_._describe()}; now: {grid._describe()}); call fit again"
         )
 
 
@@ -243,8 +251,11 @@ default=None
 default='uniform'
         Weighting window of the overlap average in ``inverse_transform``, see
         :func:`patch_window`.
-    aggregate : {'mean', 'median'}, default='mean'
-        How ``inverse_transform`` merges overlapping values.
+    aggregate : {'mean', 'median', 'mode'}, default='mean'
+        How ``inverse_transform`` merges overlapping values, see
+        :func:`reconstruct_from_patches`. With ``'mode'`` (label images),
+        integer and boolean images keep their dtype in the patch matrix, and
+        integer rows come back as integer labels.
     max_patches : int or float, default=None
         Patches per image that :meth:`fit_transform` returns, drawn at random
         without replacement: an int, or a fraction of the grid in (0, 1]. It
@@ -283,7 +294,8 @@ default='uniform'
     Rows are ordered image by image, and within an image in the order of
     :func:`extract_patches` (C order of the grid); columns are a patch flattened
     in C order with channels last. Floating-point images keep their dtype
-    (float32 stays float32); integer and boolean images give float64 patches.
+    (float32 stays float32); integer and boolean images give float64 patches,
+    except with ``aggregate='mode'``, where they keep their dtype (labels).
 
     ``inverse_transform`` computes, for every pixel :math:`x`,
     :math:`\\sum_i w(x - o_i) P_i(x - o_i) / \\sum_i w(x - o_i)` over the
@@ -499,8 +511,9 @@ default=None
     weights : {'uniform', 'gaussian', 'hann', 'triangular'}, tuple or array-like, \
 default='uniform'
         Weighting window of the overlap average, see :func:`patch_window`.
-    aggregate : {'mean', 'median'}, default='mean'
-        How overlapping values are merged.
+    aggregate : {'mean', 'median', 'mode'}, default='mean'
+        How overlapping values are merged, see :func:`reconstruct_from_patches`;
+        ``'mode'`` merges integer label rows into integer label images.
 
     Attributes
     ----------

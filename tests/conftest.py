@@ -165,6 +165,27 @@ def reference_median(patches, spatial_shape, origins, channel_axis=None):
     return _finish(out, channel_axis, had_channels)
 
 
+def reference_mode(patches, spatial_shape, origins, channel_axis=None):
+    """Per pixel, the most frequent value of the patches covering it, smallest on ties.
+
+    Uncovered pixels are 0; the result has the dtype of ``patches``.
+    """
+    patches = np.asarray(patches)
+    n_spatial = len(spatial_shape)
+    had_channels = patches.ndim == n_spatial + 2
+    if not had_channels:
+        patches = patches[..., np.newaxis]
+    out = np.zeros((*spatial_shape, patches.shape[-1]), dtype=patches.dtype)
+    for pixel, hits in _covering_values(patches, spatial_shape, origins).items():
+        for c in range(patches.shape[-1]):
+            votes = {}
+            for i, pos in hits:
+                label = patches[(i, *pos, c)].item()
+                votes[label] = votes.get(label, 0) + 1
+            out[(*pixel, c)] = min(votes, key=lambda label: (-votes[label], label))
+    return _finish(out, channel_axis, had_channels)
+
+
 def reference_coverage(spatial_shape, patch_size, origins):
     """How many patches cover each pixel."""
     count = np.zeros(spatial_shape)
@@ -247,6 +268,7 @@ def reference():
         extract=reference_extract,
         reconstruct=reference_reconstruct,
         median=reference_median,
+        mode=reference_mode,
         coverage=reference_coverage,
         mentions=mentions,
         make_image=make_image,

@@ -208,50 +208,28 @@ def test_weighted_full_grid_matches_brute_force(data, reference):
 
 @settings(max_examples=150, deadline=None)
 @given(data=st.data())
-def test_full_grid_split_into_blocks_matches_brute_force(data, reference):
-    """Check the full-grid merge against a loop when it works a few grid rows at a time.
+def test_full_grid_in_any_dtype_matches_brute_force(data, reference):
+    """Check the full-grid mean merge against a loop, for float and integer patches.
 
-    Blocks of one or several rows, usually with a shorter last block, replay the
-    first block's recorded plan and reuse its buffers.
+    Patches that are not float32/float64 are converted a few at a time (here
+    as few as one patch per block), never as a float64 copy of them all.
     """
     geom = data.draw(reference.geometries())
-    block_bytes = data.draw(st.integers(1, 2**13), label="block_bytes")
+    block_values = data.draw(st.integers(1, 2**13), label="block_values")
     origins = reference.origins(geom)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16), label="seed"))
     patches = _random_patches(rng, len(origins), geom.patch_size, geom.n_channels)
-    patches = patches.astype(data.draw(st.sampled_from([np.float64, np.float32])))
+    dtype = data.draw(st.sampled_from([np.float64, np.float32, np.int16]))
+    patches = (patches * 100).astype(dtype)
     weights = _draw_window(data, geom.patch_size, geom.n_channels)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(reconstruct_module, "FOLD_BLOCK_BYTES", block_bytes)
-        patch.setattr(reconstruct_module, "BLOCK_VALUES", block_bytes)
+        patch.setattr(reconstruct_module, "CONVERT_BLOCK_VALUES", block_values)
         rebuilt = reconstruct_from_patches(patches, geom.image_shape, **geom.kwargs,
                                            weights=weights)
     expected = reference.reconstruct(patches.astype(np.float64), geom.spatial_shape,
                                      origins, _window_array(weights, geom.patch_size),
                                      geom.channel_axis)
     np.testing.assert_allclose(rebuilt, expected, rtol=_rtol(patches.dtype))
-
-
-@pytest.mark.parametrize("channels", [(), (2,)])
-@pytest.mark.parametrize("patch_size", [(4, 4), (8, 2), (2, 8), (4, 3), (3, 4)])
-def test_blocks_of_several_rows_and_a_short_last_block(patch_size, channels):
-    """Three grid rows per block, then a last block of two over stale buffer rows."""
-    image_shape = (22 + patch_size[0], 9 + patch_size[1])
-    grid_shape = tuple(s - p + 1 for s, p in zip(image_shape, patch_size, strict=True))
-    rng = np.random.default_rng(0)
-    patches = rng.random((grid_shape[0] * grid_shape[1], *patch_size, *channels))
-    row_bytes = 8 * grid_shape[1] * patches[0].size
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(reconstruct_module, "FOLD_BLOCK_BYTES", 3 * row_bytes)
-        rebuilt = reconstruct_from_patches(patches, image_shape + channels,
-                                           channel_axis=-1 if channels else None)
-    total = np.zeros(image_shape + channels)
-    count = np.zeros(image_shape)
-    for k, (i, j) in enumerate(np.ndindex(*grid_shape)):
-        total[i:i + patch_size[0], j:j + patch_size[1]] += patches[k]
-        count[i:i + patch_size[0], j:j + patch_size[1]] += 1
-    expected = total / count.reshape(count.shape + (1,) * len(channels))
-    np.testing.assert_allclose(rebuilt, expected, rtol=1e-12)
 
 
 def _brute_weight_map(spatial_shape, origins, window):
@@ -317,6 +295,148 @@ def test_median_ignores_an_outlier_patch(reference):
         reference.Geometry((6, 6), (3, 3), (1, 1), (0, 0), None)))
     robust = coverage >= 3
     np.testing.assert_allclose(rebuilt[robust], image[robust], rtol=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_mode_matches_brute_force_vote(data, reference):
+    """Check aggregate='mode' against a vote over the patches covering each pixel.
+
+    Few distinct labels make ties common (the smallest label wins); labels may be
+    negative or beyond 32 bits; patches come as the full grid or as an unordered
+    subset with repeats given by their origins.
+    """
+    geom = data.draw(reference.geometries(max_ndim=3, max_step="patch"))
+    dtype = np.dtype(data.draw(st.sampled_from(["uint8", "int8", "int64", "bool"])))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16), label="seed"))
+    origins = reference.origins(geom)
+    if data.draw(st.booleans(), label="subset"):
+        picks = rng.integers(0, len(origins), rng.integers(1, 2 * len(origins)))
+        origins = origins[picks]
+    channels = () if geom.n_channels is None else (geom.n_channels,)
+    labels = rng.integers(0, 3, (len(origins), *geom.patch_size, *channels))
+    if dtype == np.bool_:
+        patches = labels > 0
+    elif dtype == np.int64:
+        patches = (labels - 1) * 2**40
+    else:
+        patches = (labels * 7 - 3 * (dtype == np.int8)).astype(dtype)
+    coverage = reference.coverage(geom.spatial_shape, geom.patch_size, origins)
+    rebuilt, weight_sum = reconstruct_from_patches(
+        patches, geom.image_shape, **geom.kwargs, origins=origins, aggregate="mode",
+        fill_value=0, return_weights=True,
+    )
+    expected = reference.mode(patches, geom.spatial_shape, origins, geom.channel_axis)
+    assert rebuilt.dtype == dtype
+    np.testing.assert_array_equal(rebuilt, expected)
+    np.testing.assert_array_equal(weight_sum, coverage)
+
+
+def test_mode_breaks_ties_towards_the_smallest_label():
+    """Check that a pixel with equally many votes for two labels gets the smaller."""
+    patches = np.array([[5, 5], [2, 2], [9, 9], [2, 9]], dtype=np.int16)
+    origins = [[0], [0], [1], [2]]
+    # pixel 0: 5, 2 -> 2; pixel 1: 5, 2, 9 -> 2; pixel 2: 9, 2 -> 2; pixel 3: 9 -> 9
+    rebuilt = reconstruct_from_patches(patches, (4,), origins=origins, aggregate="mode")
+    np.testing.assert_array_equal(rebuilt, np.array([2, 2, 2, 9], dtype=np.int16))
+
+
+@pytest.mark.parametrize("channels", [(), (3,)])
+def test_label_round_trip_keeps_the_labels(channels, reference):
+    """Check that extracting a label volume and merging it by its mode gives it back."""
+    labels = reference.make_image((9, 10, 11, *channels), np.uint8, seed=3) // 64
+    kwargs = {"step": (2, 3, 1), "channel_axis": -1 if channels else None}
+    patches = extract_patches(labels, (4, 3, 5), **kwargs)
+    rebuilt = reconstruct_from_patches(patches, labels.shape, **kwargs,
+                                       aggregate="mode")
+    assert rebuilt.dtype == np.uint8
+    np.testing.assert_array_equal(rebuilt, labels)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_median_and_mode_in_many_bands_match_brute_force(data, reference):
+    """Check the median and the mode when the canvas is split into bands of few values.
+
+    The merges sort values out a band of canvas rows at a time; bands of one
+    value up to the whole canvas, with patches in grid order or unordered.
+    """
+    geom = data.draw(reference.geometries(max_ndim=3))
+    band_values = data.draw(st.integers(1, 64), label="band_values")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16), label="seed"))
+    origins = reference.origins(geom)
+    if data.draw(st.booleans(), label="shuffled"):
+        origins = rng.permutation(origins)
+    channels = () if geom.n_channels is None else (geom.n_channels,)
+    labels = rng.integers(-2, 3, (len(origins), *geom.patch_size, *channels))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reconstruct_module, "BAND_VALUES", band_values)
+        median = reconstruct_from_patches(labels * 0.25, geom.image_shape,
+                                          **geom.kwargs, origins=origins,
+                                          aggregate="median")
+        mode = reconstruct_from_patches(labels, geom.image_shape, **geom.kwargs,
+                                        origins=origins, aggregate="mode", fill_value=0)
+    np.testing.assert_allclose(
+        median, reference.median(labels * 0.25, geom.spatial_shape, origins,
+                                 geom.channel_axis), rtol=1e-12)
+    np.testing.assert_array_equal(
+        mode, reference.mode(labels, geom.spatial_shape, origins, geom.channel_axis))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.float32])
+def test_median_reads_any_dtype(dtype, reference):
+    """Check the median of integer and float32 patches against np.median per pixel."""
+    geom = reference.Geometry((7, 9), (3, 4), (2, 1), (0, 0), None)
+    origins = reference.origins(geom)
+    rng = np.random.default_rng(5)
+    patches = rng.integers(0, 200, (len(origins), 3, 4)).astype(dtype)
+    rebuilt = reconstruct_from_patches(patches, (7, 9), step=(2, 1), aggregate="median")
+    expected = reference.median(patches, (7, 9), origins)
+    assert rebuilt.dtype == (np.float32 if dtype == np.float32 else np.float64)
+    np.testing.assert_allclose(rebuilt, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("weights", ["uniform", "hann", "array"])
+@pytest.mark.parametrize("use_origins", [False, True])
+def test_float32_patches_are_summed_as_float64(weights, use_origins, reference):
+    """Check that float32 patches give exactly the float64 path's image, cast."""
+    geom = reference.Geometry((21, 17), (5, 4), (2, 3), (1, 0), "reflect", 2, -1)
+    rng = np.random.default_rng(2)
+    origins = reference.origins(geom)
+    patches = rng.random((len(origins), 5, 4, 2)).astype(np.float32)
+    if weights == "array":
+        weights = rng.uniform(0.5, 2, (5, 4))
+    kwargs = {**geom.kwargs, "weights": weights,
+              "origins": origins if use_origins else None}
+    single = reconstruct_from_patches(patches, geom.image_shape, **kwargs)
+    double = reconstruct_from_patches(patches.astype(np.float64), geom.image_shape,
+                                      **kwargs)
+    assert single.dtype == np.float32
+    np.testing.assert_array_equal(single, double.astype(np.float32))
+
+
+def test_kernels_run_in_several_threads_at_once(reference):
+    """Check that extraction and every merge give the same results from 4 threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = [reference.make_image((60 + k, 50), seed=k) for k in range(8)]
+
+    def work(image):
+        patches = extract_patches(image, 7, step=2)
+        labels = (patches * 4).astype(np.int32)
+        return [
+            patches,
+            reconstruct_from_patches(patches, image.shape, step=2, weights="hann"),
+            reconstruct_from_patches(patches, image.shape, step=2, aggregate="median"),
+            reconstruct_from_patches(labels, image.shape, step=2, aggregate="mode"),
+        ]
+
+    alone = [work(image) for image in images]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(work, images * 3))
+    for k, results in enumerate(together):
+        for got, expected in zip(results, alone[k % len(images)], strict=True):
+            np.testing.assert_array_equal(got, expected)
 
 
 # --- independent libraries ---------------------------------------------------------
@@ -568,3 +688,44 @@ def test_fill_value_none_message_counts_pixels(channel_axis):
     with pytest.raises(ValueError, match=r"(?s)(?=.*\b9\b)(?=.*cover)"):
         reconstruct_from_patches(patches, (5, 5, *channels), step=3,
                                  channel_axis=channel_axis, fill_value=None)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_mode_of_float_patches_raises(dtype, gray_image, reference):
+    """Check that aggregate='mode' refuses float patches and names their dtype."""
+    patches = extract_patches(gray_image.astype(dtype), 3)
+    with pytest.raises(TypeError, match=reference.mentions("mode", str(np.dtype(dtype)),
+                                                           "integer")):
+        reconstruct_from_patches(patches, gray_image.shape, aggregate="mode")
+
+
+@pytest.mark.parametrize("weights", ["hann", ("gaussian", 1.0), "array"])
+def test_mode_with_weights_raises(weights, reference):
+    """Check that aggregate='mode' refuses a non-uniform window."""
+    patches = np.zeros((16, 3, 3), dtype=np.int64)
+    if weights == "array":
+        weights = np.full((3, 3), 2.0)
+    with pytest.raises(ValueError, match=reference.mentions("mode", "uniform")):
+        reconstruct_from_patches(patches, (6, 6), aggregate="mode", weights=weights)
+
+
+@pytest.mark.parametrize(("fill_value", "dtype"), [(np.nan, np.int32), (2.5, np.int32),
+                                                  (-1, np.uint8), (300, np.uint8)])
+def test_mode_fill_value_the_labels_cannot_hold_raises(fill_value, dtype, reference):
+    """Check that uncovered pixels with a fill_value the label dtype lacks raise."""
+    patches = np.ones((4, 2, 2), dtype=dtype)
+    with pytest.raises(ValueError, match=reference.mentions(
+            "not covered", str(np.dtype(dtype)), repr(fill_value))):
+        reconstruct_from_patches(patches, (5, 5), step=3, aggregate="mode",
+                                 fill_value=fill_value)
+
+
+def test_mode_fills_uncovered_pixels_with_an_integer_fill_value():
+    """Check that a label fill_value lands on exactly the uncovered pixels."""
+    patches = np.full((4, 2, 2), 7, dtype=np.int32)
+    rebuilt = reconstruct_from_patches(patches, (5, 5), step=3, aggregate="mode",
+                                       fill_value=-1)
+    expected = np.full((5, 5), -1, dtype=np.int32)
+    expected[[0, 0, 1, 1, 3, 3, 4, 4], [0, 1, 0, 1, 0, 1, 0, 1]] = 7
+    expected[[0, 0, 1, 1, 3, 3, 4, 4], [3, 4, 3, 4, 3, 4, 3, 4]] = 7
+    np.testing.assert_array_equal(rebuilt, expected)

@@ -169,6 +169,33 @@ def test_inverse_transform_is_per_image_reconstruction(
         assert_allclose(image, expected, rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64, np.bool_])
+@pytest.mark.parametrize(("shape", "patch_size"), [((3, 12, 13), (4, 5)),
+                                                   ((2, 9, 8, 2), (3, 3)),
+                                                   ((2, 6, 7, 8), (3, 2, 4))])
+def test_label_pipeline_round_trips_with_the_mode(shape, patch_size, dtype, reference):
+    """Check that label images keep their dtype in patch rows and come back exactly."""
+    X = (reference.make_image(shape, np.uint8, seed=4) // 80).astype(dtype)
+    extractor = PatchExtractor(patch_size, step=2, aggregate="mode").fit(X)
+    rows = extractor.transform(X)
+    assert rows.dtype == dtype
+    images = extractor.inverse_transform(rows)
+    assert images.dtype == dtype
+    np.testing.assert_array_equal(images, X)
+    reconstructor = PatchReconstructor(X.shape[1:], patch_size, step=2,
+                                       aggregate="mode").fit(rows)
+    np.testing.assert_array_equal(reconstructor.transform(rows), X)
+
+
+def test_mode_refuses_float_rows(reference):
+    """Check that inverse_transform with aggregate='mode' names the float dtype."""
+    X = (reference.make_image((2, 8, 9), np.uint8) // 80).astype(np.int32)
+    extractor = PatchExtractor(3, aggregate="mode").fit(X)
+    rows = extractor.transform(X).astype(np.float64)
+    with pytest.raises(TypeError, match=reference.mentions("mode", "float64")):
+        extractor.inverse_transform(rows)
+
+
 def test_inverse_transform_with_weight_array(reference):
     """Check that an array of weights is used per image, channels included."""
     X = reference.make_image((2, 8, 9, 2), seed=11)
@@ -447,6 +474,8 @@ def test_incompatible_parameters_are_refused_at_fit(reference):
     X = reference.make_image((2, 8, 9))
     with pytest.raises(ValueError, match=reference.mentions("median", "'hann'")):
         PatchExtractor(3, weights="hann", aggregate="median").fit(X)
+    with pytest.raises(ValueError, match=reference.mentions("mode", "'gaussian'")):
+        PatchExtractor(3, weights="gaussian", aggregate="mode").fit(X)
     with pytest.raises(ValueError, match=reference.mentions("(3, 3)", "(3, 4)")):
         PatchExtractor(3, weights=np.ones((3, 4))).fit(X)
     with pytest.raises(ValueError, match=reference.mentions("offset", "(2, 2)")):

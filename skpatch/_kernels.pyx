@@ -1,0 +1,515 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, nonecheck=False
+"""Compiled loops of the patch engine: copy patches out, add them back, select per pixel.
+
+Every kernel sees patches as a 2-D array, one row of values per patch, and a canvas
+(the image, or the sums being built) as a flat C-contiguous array. Where patch ``i``
+sits is given by ``origins[i]``, the flat offset of its first value in the canvas, and
+``row_offsets[r]``, the flat offset of its row ``r`` from that first value. A *row* is
+the run of values contiguous in both the patch and the canvas: the last patch axis
+with its channels, ``row_length`` values. The Python layer works these offsets out
+from the geometry (``PatchGrid._flat_origins`` and ``PatchGrid._row_offsets``), checks
+every shape, bound and dtype, and allocates every output: the kernels only loop,
+with the GIL released so that several threads can run them at once.
+"""
+
+from libc.math cimport NAN, isfinite
+from libc.stdint cimport (
+    int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t,
+)
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
+
+ctypedef fused floating:
+    float
+    double
+
+# Sized integers match numpy's int8 ... uint64 on every platform.
+ctypedef fused label:
+    int8_t
+    int16_t
+    int32_t
+    int64_t
+    uint8_t
+    uint16_t
+    uint32_t
+    uint64_t
+
+# The values a median or a mode is taken over.
+ctypedef fused value:
+    float
+    double
+    int8_t
+    int16_t
+    int32_t
+    int64_t
+    uint8_t
+    uint16_t
+    uint32_t
+    uint64_t
+
+
+# --------------------------------------------------------------------- extraction
+
+
+def gather_patches(const unsigned char[::1] canvas, unsigned char[:, ::1] out,
+                   const Py_ssize_t[::1] origins, const Py_ssize_t[::1] row_offsets):
+    """Copy patch ``i`` of the canvas into ``out[i]``; everything in bytes."""
+    with nogil:
+        _gather(canvas, out, origins, row_offsets)
+
+
+cdef void _gather(const unsigned char[::1] canvas, unsigned char[:, ::1] out,
+                  const Py_ssize_t[::1] origins,
+                  const Py_ssize_t[::1] row_offsets) noexcept nogil:
+    cdef Py_ssize_t n_rows = row_offsets.shape[0]
+    cdef Py_ssize_t row_bytes = out.shape[1] // n_rows
+    cdef Py_ssize_t i, r
+    cdef unsigned char *target
+    cdef const unsigned char *source
+    for i in range(out.shape[0]):
+        target = &out[i, 0]
+        source = &canvas[origins[i]]
+        for r in range(n_rows):
+            _copy_row(target, source + row_offsets[r], row_bytes)
+            target += row_bytes
+
+
+cdef inline void _copy_row(unsigned char *target, const unsigned char *source,
+                           Py_ssize_t n_bytes) noexcept nogil:
+    # A memcpy of a size known at compile time is a few moves instead of a call,
+    # and patch rows are short: these sizes cover 8 to 16 values of 4 or 8 bytes.
+    if n_bytes == 32:
+        memcpy(target, source, 32)
+    elif n_bytes == 64:
+        memcpy(target, source, 64)
+    elif n_bytes == 128:
+        memcpy(target, source, 128)
+    else:
+        memcpy(target, source, n_bytes)
+
+
+# ------------------------------------------------------------------- overlap-add
+
+
+def add_patches(double[::1] canvas, const floating[:, ::1] patches,
+                const Py_ssize_t[::1] origins, const Py_ssize_t[::1] row_offsets,
+                const double[::1] window=None):
+    """``canvas[patch i] += patches[i]`` (times ``window``, one weight per value)."""
+    with nogil:
+        if window is None:
+            _add_patches(canvas, patches, origins, row_offsets)
+        else:
+            _add_weighted_patches(canvas, patches, origins, row_offsets, window)
+
+
+cdef void _add_patches(double[::1] canvas, const floating[:, ::1] patches,
+                       const Py_ssize_t[::1] origins,
+                       const Py_ssize_t[::1] row_offsets) noexcept nogil:
+    cdef Py_ssize_t n_rows = row_offsets.shape[0]
+    cdef Py_ssize_t length = patches.shape[1] // n_rows
+    cdef Py_ssize_t i, r, k
+    cdef double *target
+    cdef const floating *values
+    for i in range(patches.shape[0]):
+        values = &patches[i, 0]
+        for r in range(n_rows):
+            target = &canvas[origins[i] + row_offsets[r]]
+            for k in range(length):
+                target[k] += values[k]
+            values += length
+
+
+cdef void _add_weighted_patches(double[::1] canvas, const floating[:, ::1] patches,
+                                const Py_ssize_t[::1] origins,
+                                const Py_ssize_t[::1] row_offsets,
+                                const double[::1] window) noexcept nogil:
+    cdef Py_ssize_t n_rows = row_offsets.shape[0]
+    cdef Py_ssize_t length = patches.shape[1] // n_rows
+    cdef Py_ssize_t i, r, k
+    cdef double *target
+    cdef const floating *values
+    cdef const double *weights
+    for i in range(patches.shape[0]):
+        values = &patches[i, 0]
+        weights = &window[0]
+        for r in range(n_rows):
+            target = &canvas[origins[i] + row_offsets[r]]
+            for k in range(length):
+                target[k] += values[k] * weights[k]
+            values += length
+            weights += length
+
+
+def add_windows(double[::1] canvas, const Py_ssize_t[::1] origins,
+                const Py_ssize_t[::1] row_offsets, Py_ssize_t row_length,
+                const double[::1] window=None):
+    """``canvas[patch i] += window`` for every origin (``1`` when ``window`` is None)."""
+    with nogil:
+        _add_windows(canvas, origins, row_offsets, row_length, window)
+
+
+cdef void _add_windows(double[::1] canvas, const Py_ssize_t[::1] origins,
+                       const Py_ssize_t[::1] row_offsets, Py_ssize_t length,
+                       const double[::1] window) noexcept nogil:
+    cdef Py_ssize_t i, r, k
+    cdef double *target
+    for i in range(origins.shape[0]):
+        for r in range(row_offsets.shape[0]):
+            target = &canvas[origins[i] + row_offsets[r]]
+            if window is None:
+                for k in range(length):
+                    target[k] += 1.0
+            else:
+                for k in range(length):
+                    target[k] += window[r * length + k]
+
+
+def divide_rows(floating[:, ::1] out, const double[::1] sums,
+                const Py_ssize_t[::1] row_starts, const double[::1] row_scale,
+                const double[::1] column_scale, const double[::1] weights=None):
+    """Write the weighted mean of every canvas value into ``out``; row by row.
+
+    Row ``r`` of the image is ``sums[row_starts[r]:][:out.shape[1]]``. Without
+    ``weights`` the mean is the sum times ``row_scale[r] * column_scale[c]`` (the
+    inverse of a separable weight map, NaN where nothing covers); with them, it
+    is the sum divided by the weights at the same place (NaN where they are 0).
+    Returns whether every sum was finite.
+    """
+    cdef Py_ssize_t r, c, length = out.shape[1]
+    cdef const double *row
+    cdef const double *row_weights
+    cdef double scale, check = 0
+    with nogil:
+        for r in range(out.shape[0]):
+            row = &sums[row_starts[r]]
+            if weights is None:
+                scale = row_scale[r]
+                for c in range(length):
+                    # x * 0 is 0 for a finite x, NaN for NaN or infinity
+                    check += row[c] * 0.0
+                    out[r, c] = row[c] * scale * column_scale[c]
+            else:
+                row_weights = &weights[row_starts[r]]
+                for c in range(length):
+                    check += row[c] * 0.0
+                    out[r, c] = row[c] / row_weights[c] if row_weights[c] > 0 else NAN
+    return check == 0
+
+
+# ----------------------------------------------------- per-value median and mode
+# The values covering each canvas value are sorted out band by band (a band is a
+# run of whole canvas rows): the rows of the patches that fall in the band are
+# copied, value by value, into one segment per canvas value, and each segment is
+# reduced on its own. A row starting at band value ``s`` covers ``s .. s + length
+# - 1``, all in the same canvas row, so the size of every segment follows from the
+# number of rows starting at each value. Memory is one band's segments, never a
+# second patch matrix.
+
+
+def median_by_band(double[::1] out, double[::1] coverage,
+                   const value[:, ::1] patches, const Py_ssize_t[::1] origins,
+                   const Py_ssize_t[::1] row_offsets, const Py_ssize_t[::1] order,
+                   const Py_ssize_t[::1] band_bounds,
+                   const Py_ssize_t[::1] band_first, const Py_ssize_t[::1] band_last):
+    """Median of the values covering each canvas value.
+
+    Band ``b`` is canvas values ``band_bounds[b]:band_bounds[b + 1]``; the
+    patches that may cover it are ``order[band_first[b]:band_last[b]]``
+    (``band_first[b]:band_last[b]`` when ``order`` is None). ``out`` gets the
+    median (NaN where nothing covers), ``coverage`` the number of values.
+    Returns False, leaving the rest undone, at the first NaN or infinity.
+    """
+    cdef _Bands bands
+    cdef Py_ssize_t b, v, n
+    cdef value *segment
+    cdef value *spare = NULL
+    cdef double pivot
+    cdef int status
+    with nogil:
+        status = _start_bands(&bands, band_bounds, patches.shape[1] // row_offsets.shape[0])
+        for b in range(band_bounds.shape[0] - 1):
+            if status:
+                break
+            status = _sort_band(&bands, b, &patches[0, 0], origins, row_offsets, order,
+                                band_bounds, band_first, band_last, &spare)
+            for v in range(bands.n_band if status == 0 else 0):
+                n = bands.starts[v + 1] - bands.starts[v]
+                coverage[bands.start + v] = n
+                if n == 0:
+                    out[bands.start + v] = NAN
+                    continue
+                segment = <value *> bands.values + bands.starts[v]
+                pivot = _mean(segment, n)
+                if not isfinite(pivot) and not _all_finite(segment, n):
+                    status = 1
+                    break
+                out[bands.start + v] = _median(segment, spare, n, pivot)
+        free(spare)
+        _free_bands(&bands)
+    if status < 0:
+        raise MemoryError("no memory left for a band of the median merge")
+    return status == 0
+
+
+def mode_by_band(label[::1] out, double[::1] coverage,
+                 const label[:, ::1] patches, const Py_ssize_t[::1] origins,
+                 const Py_ssize_t[::1] row_offsets, const Py_ssize_t[::1] order,
+                 const Py_ssize_t[::1] band_bounds,
+                 const Py_ssize_t[::1] band_first, const Py_ssize_t[::1] band_last):
+    """Most frequent label covering each canvas value, ties to the smallest.
+
+    As :func:`median_by_band`; ``out`` is left as it is where nothing covers.
+    """
+    cdef _Bands bands
+    cdef Py_ssize_t b, v, n
+    cdef label *spare = NULL
+    cdef Py_ssize_t *counts = NULL
+    cdef int status
+    with nogil:
+        status = _start_bands(&bands, band_bounds, patches.shape[1] // row_offsets.shape[0])
+        for b in range(band_bounds.shape[0] - 1):
+            if status:
+                break
+            status = _sort_band(&bands, b, &patches[0, 0], origins, row_offsets, order,
+                                band_bounds, band_first, band_last, &spare)
+            if status == 0:
+                free(counts)
+                counts = <Py_ssize_t *> malloc(bands.max_coverage * sizeof(Py_ssize_t))
+                status = -1 if counts == NULL else 0
+            for v in range(bands.n_band if status == 0 else 0):
+                n = bands.starts[v + 1] - bands.starts[v]
+                coverage[bands.start + v] = n
+                if n > 0:
+                    out[bands.start + v] = _mode(
+                        <label *> bands.values + bands.starts[v], n, spare, counts
+                    )
+        free(spare)
+        free(counts)
+        _free_bands(&bands)
+    if status:
+        raise MemoryError("no memory left for a band of the mode merge")
+
+
+cdef struct _Bands:
+    Py_ssize_t length  # values per patch row
+    Py_ssize_t start, n_band  # the current band: first canvas value, size
+    Py_ssize_t *rows_at  # rows starting at each band value (n_band + 1)
+    Py_ssize_t *starts  # segment starts, then write cursors (n_band + 1)
+    void *values  # the segments
+    Py_ssize_t capacity  # bytes allocated for the segments
+    Py_ssize_t max_coverage  # the longest segment of the band (at least 1)
+
+
+cdef int _start_bands(_Bands *bands, const Py_ssize_t[::1] band_bounds,
+                      Py_ssize_t length) noexcept nogil:
+    """Allocate the per-value arrays for the largest band; -1 if out of memory."""
+    cdef Py_ssize_t b, largest = 0
+    for b in range(band_bounds.shape[0] - 1):
+        largest = max(largest, band_bounds[b + 1] - band_bounds[b])
+    bands.length = length
+    bands.values = NULL
+    bands.capacity = 0
+    bands.rows_at = <Py_ssize_t *> malloc((largest + 1) * sizeof(Py_ssize_t))
+    bands.starts = <Py_ssize_t *> malloc((largest + 1) * sizeof(Py_ssize_t))
+    return -1 if bands.rows_at == NULL or bands.starts == NULL else 0
+
+
+cdef void _free_bands(_Bands *bands) noexcept nogil:
+    free(bands.rows_at)
+    free(bands.starts)
+    free(bands.values)
+
+
+cdef int _sort_band(_Bands *bands, Py_ssize_t b, const value *patches,
+                    const Py_ssize_t[::1] origins, const Py_ssize_t[::1] row_offsets,
+                    const Py_ssize_t[::1] order, const Py_ssize_t[::1] band_bounds,
+                    const Py_ssize_t[::1] band_first, const Py_ssize_t[::1] band_last,
+                    value **spare) noexcept nogil:
+    """Copy the values of band ``b`` into one segment per canvas value.
+
+    ``bands.starts[v]:bands.starts[v + 1]`` is then the segment of band value
+    ``v`` in ``bands.values``, and ``*spare`` has room for the longest segment.
+    Returns -1 if out of memory.
+    """
+    cdef Py_ssize_t length = bands.length, n_rows = row_offsets.shape[0]
+    cdef Py_ssize_t n_band = band_bounds[b + 1] - band_bounds[b], j, i, r, k, s, v
+    cdef Py_ssize_t covering = 0
+    cdef Py_ssize_t *rows_at = bands.rows_at
+    cdef Py_ssize_t *starts = bands.starts
+    cdef const value *row
+    cdef value *values
+    bands.start, bands.n_band = band_bounds[b], n_band
+    for v in range(n_band + 1):
+        rows_at[v] = 0
+    for j in range(band_first[b], band_last[b]):
+        i = j if order is None else order[j]
+        for r in range(n_rows):
+            s = origins[i] + row_offsets[r] - bands.start
+            if 0 <= s < n_band:
+                rows_at[s] += 1
+    # Value v is covered by the rows starting at v - length + 1 .. v.
+    bands.max_coverage = 1
+    starts[0] = 0
+    for v in range(n_band):
+        covering += rows_at[v] - (rows_at[v - length] if v >= length else 0)
+        bands.max_coverage = max(bands.max_coverage, covering)
+        starts[v + 1] = starts[v] + covering
+    if _reserve(bands, starts[n_band] * sizeof(value), spare,
+                bands.max_coverage * sizeof(value)):
+        return -1
+    values = <value *> bands.values
+    for j in range(band_first[b], band_last[b]):
+        i = j if order is None else order[j]
+        row = patches + i * n_rows * length
+        for r in range(n_rows):
+            s = origins[i] + row_offsets[r] - bands.start
+            if 0 <= s < n_band:
+                for k in range(length):
+                    values[starts[s + k]] = row[k]
+                    starts[s + k] += 1
+            row += length
+    # The write cursors ended on the next segment's start: move them back.
+    for v in range(n_band, 0, -1):
+        starts[v] = starts[v - 1]
+    starts[0] = 0
+    return 0
+
+
+cdef int _reserve(_Bands *bands, Py_ssize_t n_bytes, void *spare,
+                  Py_ssize_t spare_bytes) noexcept nogil:
+    """Grow the segments to ``n_bytes`` and ``*spare`` to ``spare_bytes``; -1 if out of memory."""
+    cdef void *grown
+    cdef void **spare_pointer = <void **> spare
+    if n_bytes > bands.capacity:
+        free(bands.values)
+        bands.values = malloc(n_bytes)
+        bands.capacity = n_bytes if bands.values != NULL else 0
+        if bands.values == NULL:
+            return -1
+    grown = realloc(spare_pointer[0], max(spare_bytes, 1))
+    if grown == NULL:
+        return -1
+    spare_pointer[0] = grown
+    return 0
+
+
+cdef inline double _mean(const value *values, Py_ssize_t n) noexcept nogil:
+    """The mean, exactly ``values[0]`` when all values are equal.
+
+    Summing the differences to the first value keeps equal values exact (a plain
+    sum of n copies of x rounds, and the mean would then fall beside every value).
+    Four running sums: one would wait on the latency of every addition.
+    """
+    cdef double first = values[0], s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    cdef Py_ssize_t i = 0
+    while i + 4 <= n:
+        s0 += values[i] - first
+        s1 += values[i + 1] - first
+        s2 += values[i + 2] - first
+        s3 += values[i + 3] - first
+        i += 4
+    while i < n:
+        s0 += values[i] - first
+        i += 1
+    return first + ((s0 + s1) + (s2 + s3)) / n
+
+
+cdef bint _all_finite(const value *values, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if not isfinite(<double> values[i]):
+            return False
+    return True
+
+
+cdef double _median(value *values, value *spare, Py_ssize_t n,
+                    double pivot) noexcept nogil:
+    """Median of ``values[:n]`` (the mean of ranks ``(n - 1) // 2`` and ``n // 2``).
+
+    Quickselect with a three-way partition written out of place without branches
+    on the data: values below the pivot fill ``spare`` from the front, values
+    above from the back, equal ones are counted by the gap. The first pivot is
+    the mean (close to the median of similar estimates); a pivot that leaves
+    every value on one side is replaced by a median of three values.
+    """
+    cdef Py_ssize_t low = (n - 1) // 2, high = n // 2, below, above, i
+    cdef value x
+    cdef double lower, upper
+    while True:
+        below, above = 0, n
+        for i in range(n):
+            x = values[i]
+            spare[below] = x
+            spare[above - 1] = x
+            below += x < pivot
+            above -= x > pivot
+        if high < below or low >= above:
+            if below == n or above == 0:  # no progress: the pivot was no value
+                pivot = _median_of_three(values, n)
+                continue
+            if high < below:
+                n = below
+                values, spare = spare, values
+            else:
+                n, low, high = n - above, low - above, high - above
+                values, spare = spare + above, values
+            pivot = _median_of_three(values, n)
+            continue
+        lower = pivot if low >= below else _largest(spare, below)
+        upper = pivot if high < above else _smallest(spare + above, n - above)
+        return 0.5 * (lower + upper)
+
+
+cdef inline double _median_of_three(const value *values, Py_ssize_t n) noexcept nogil:
+    cdef double a = values[0], b = values[n // 2], c = values[n - 1]
+    if a > b:
+        a, b = b, a
+    if b > c:
+        b = c
+    return a if a > b else b
+
+
+cdef inline double _largest(const value *values, Py_ssize_t n) noexcept nogil:
+    cdef double best = values[0]
+    cdef Py_ssize_t i
+    for i in range(1, n):
+        if values[i] > best:
+            best = values[i]
+    return best
+
+
+cdef inline double _smallest(const value *values, Py_ssize_t n) noexcept nogil:
+    cdef double best = values[0]
+    cdef Py_ssize_t i
+    for i in range(1, n):
+        if values[i] < best:
+            best = values[i]
+    return best
+
+
+cdef label _mode(const label *values, Py_ssize_t n, label *distinct,
+                 Py_ssize_t *counts) noexcept nogil:
+    """Most frequent of ``values[:n]``, the smallest on ties.
+
+    The distinct labels are counted in a list, so the cost is ``n`` times the
+    number of distinct labels: small where overlapping patches mostly agree.
+    """
+    cdef Py_ssize_t n_distinct = 0, i, j, best = 0
+    cdef label x
+    for i in range(n):
+        x = values[i]
+        for j in range(n_distinct):
+            if distinct[j] == x:
+                counts[j] += 1
+                break
+        else:
+            distinct[n_distinct] = x
+            counts[n_distinct] = 1
+            n_distinct += 1
+    for j in range(1, n_distinct):
+        if counts[j] > counts[best] or (
+            counts[j] == counts[best] and distinct[j] < distinct[best]
+        ):
+            best = j
+    return distinct[best]
