@@ -31,6 +31,7 @@ def extract_patches(
     channel_axis=None,
     max_patches=None,
     random_state=None,
+    origins=None,
     return_origins=False,
 ):
     """Cut an image into patches with any stride, in any number of dimensions.
@@ -56,6 +57,11 @@ default=None
         in (0, 1]), drawn at random without replacement and returned in grid order.
     random_state : int, RandomState instance, Generator or None, default=None
         Seeds the draw of ``max_patches``.
+    origins : array-like of shape (n_patches, n_spatial_dims), default=None
+        Cut the patches at these origins (image coordinates, negative inside the
+        padding of a pad mode) instead of the grid's, in their order; ``step``
+        and ``offset`` are then unused. The counterpart of
+        ``reconstruct_from_patches(..., origins=...)``.
     return_origins : bool, default=False
         Also return the origin of every patch.
 
@@ -102,6 +108,14 @@ n_channels)
     grid, canvas = _grid_and_canvas(
         image, patch_size, step, offset, padding, channel_axis
     )
+    if origins is not None:
+        if max_patches is not None:
+            raise ValueError(
+                f"origins and max_patches both choose the patches: pass one of "
+                f"them; got max_patches={max_patches!r} and {len(origins)} origins"
+            )
+        patches = _copy_patches(canvas, grid, grid._to_canvas(origins))
+        return (patches, np.asarray(origins)) if return_origins else patches
     if max_patches is None:
         patch_shape = grid.patch_size + canvas.shape[grid.ndim :]
         check_fits_in_memory(

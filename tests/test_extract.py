@@ -39,6 +39,29 @@ def test_extract_matches_brute_force(data, reference):
 
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
+def test_extract_at_origins_matches_brute_force(data, reference):
+    """Check patches cut at arbitrary (unordered, repeated) origins against slicing."""
+    geom = data.draw(reference.geometries(policies=(None, "reflect", "constant")))
+    image = reference.make_image(geom.image_shape,
+                                 seed=data.draw(st.integers(0, 2**16), label="seed"))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16), label="origin seed"))
+    lows = [1 - p if geom.padding else 0 for p in geom.patch_size]
+    highs = [s - 1 if geom.padding else s - p
+             for s, p in zip(geom.spatial_shape, geom.patch_size, strict=True)]
+    n = data.draw(st.integers(0, 10), label="n_patches")
+    origins = np.stack([rng.integers(lo, hi + 1, n)
+                        for lo, hi in zip(lows, highs, strict=True)], axis=-1)
+    origins = origins.reshape(n, len(lows))
+    patches, returned = extract_patches(image, geom.patch_size, **geom.kwargs,
+                                        origins=origins, return_origins=True)
+    expected = reference.extract(image, geom.patch_size, origins, geom.padding,
+                                 geom.channel_axis)
+    np.testing.assert_array_equal(patches, expected)
+    np.testing.assert_array_equal(returned, origins)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
 def test_patch_count_formula_matches_extraction(data, reference):
     """Check that n_patches == len(extract_patches) == prod(grid_shape)."""
     geom = data.draw(reference.geometries())
@@ -441,3 +464,11 @@ def test_offset_too_large_raises(function, gray_image, reference):
     """Check that an offset leaving no room for a patch raises naming the offset."""
     with pytest.raises(ValueError, match=reference.mentions("offset", "8")):
         _call(function, gray_image, 2, offset=(8, 0))
+
+
+def test_origins_outside_the_image_or_with_max_patches_raise(gray_image, reference):
+    """Check that origins= refuses patches beyond the image and a max_patches too."""
+    with pytest.raises(ValueError, match=reference.mentions("outside", "(0, 13)")):
+        extract_patches(gray_image, 3, origins=[[0, 0], [0, 13]])
+    with pytest.raises(ValueError, match=reference.mentions("origins", "max_patches")):
+        extract_patches(gray_image, 3, origins=[[0, 0]], max_patches=1)
