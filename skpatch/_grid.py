@@ -192,8 +192,11 @@ default=None
             raise TypeError(f"origins must be integers, got dtype {origins.dtype}")
         lower = -self._pad_before
         upper = lower + np.array(self.padded_shape) - np.array(self.patch_size)
-        bad = np.any((origins < lower) | (origins > upper), axis=1)
-        if bad.any():
+        inside = len(origins) == 0 or (
+            np.all(origins.min(axis=0) >= lower) and np.all(origins.max(axis=0) <= upper)
+        )
+        if not inside:
+            bad = np.any((origins < lower) | (origins > upper), axis=1)
             first = tuple(origins[int(np.argmax(bad))].tolist())
             raise ValueError(
                 f"{int(bad.sum())} origins put a patch outside the image: origin "

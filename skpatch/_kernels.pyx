@@ -94,13 +94,19 @@ cdef inline void _copy_row(unsigned char *target, const unsigned char *source,
 
 def add_patches(double[::1] canvas, const floating[:, ::1] patches,
                 const Py_ssize_t[::1] origins, const Py_ssize_t[::1] row_offsets,
-                const double[::1] window=None):
-    """``canvas[patch i] += patches[i]`` (times ``window``, one weight per value)."""
+                const double[::1] window=None, double[::1] weights=None):
+    """``canvas[patch i] += patches[i]``, times ``window`` (one weight per value).
+
+    With ``weights``, a canvas laid out as ``canvas``, the window (1 where it is
+    None) is added there too, for the weighted mean.
+    """
     with nogil:
         if window is None:
             _add_patches(canvas, patches, origins, row_offsets)
         else:
             _add_weighted_patches(canvas, patches, origins, row_offsets, window)
+        if weights is not None:
+            _add_windows(weights, origins, row_offsets, patches.shape[1], window)
 
 
 cdef void _add_patches(double[::1] canvas, const floating[:, ::1] patches,
@@ -141,21 +147,15 @@ cdef void _add_weighted_patches(double[::1] canvas, const floating[:, ::1] patch
             weights += length
 
 
-def add_windows(double[::1] canvas, const Py_ssize_t[::1] origins,
-                const Py_ssize_t[::1] row_offsets, Py_ssize_t row_length,
-                const double[::1] window=None):
-    """``canvas[patch i] += window`` for every origin (``1`` when ``window`` is None)."""
-    with nogil:
-        _add_windows(canvas, origins, row_offsets, row_length, window)
-
-
 cdef void _add_windows(double[::1] canvas, const Py_ssize_t[::1] origins,
-                       const Py_ssize_t[::1] row_offsets, Py_ssize_t length,
+                       const Py_ssize_t[::1] row_offsets, Py_ssize_t n_values,
                        const double[::1] window) noexcept nogil:
+    """Add the window (1 where it is None) at every origin."""
+    cdef Py_ssize_t n_rows = row_offsets.shape[0], length = n_values // n_rows
     cdef Py_ssize_t i, r, k
     cdef double *target
     for i in range(origins.shape[0]):
-        for r in range(row_offsets.shape[0]):
+        for r in range(n_rows):
             target = &canvas[origins[i] + row_offsets[r]]
             if window is None:
                 for k in range(length):

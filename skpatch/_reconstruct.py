@@ -125,7 +125,6 @@ default='uniform'
         padding=padding,
         channel_axis=channel_axis,
         weights=weights,
-        _allocate=aggregate == "mean",
     )
     if aggregate != "mean":
         return _select_reconstruct(
@@ -192,7 +191,6 @@ default='uniform'
         channel_axis=None,
         weights="uniform",
         dtype=None,
-        _allocate=True,
     ):
         self.image_shape = tuple(image_shape)
         self.dtype = None if dtype is None else _check_result_dtype(dtype)
@@ -210,11 +208,11 @@ default='uniform'
             f"reconstructing an image of shape {self.image_shape}",
             "check image_shape",
         )
-        # Weights of full-grid adds with a separable window are kept as a count of
-        # such adds (their weight map is an outer product of 1-D sums); a weight
-        # canvas is allocated only when patches arrive at arbitrary origins or the
-        # window is an array.
-        self._sum = self._new_canvas() if _allocate else None
+        # The sums are allocated on the first add. Weights of full-grid adds with a
+        # separable window are kept as a count of such adds (their weight map is an
+        # outer product of 1-D sums); a weight canvas is allocated only when patches
+        # arrive at arbitrary origins or the window is an array.
+        self._sum_canvas = None
         self._weights = None
         self._grid_adds = 0
         self._dtype = None
@@ -224,6 +222,12 @@ default='uniform'
 
     def _new_canvas(self, dtype=np.float64):
         return new_canvas(self._canvas_shape, self.grid.ndim, dtype)
+
+    @property
+    def _sum(self):
+        if self._sum_canvas is None:
+            self._sum_canvas = self._new_canvas()
+        return self._sum_canvas
 
     def _window_per_value(self):
         """The window with one weight per patch value (channels included)."""
@@ -257,30 +261,20 @@ default='uniform'
         strides = canvas_strides(self._sum)
         flat_origins = self.grid._flat_origins(strides, canvas_origins)
         row_offsets = self.grid._row_offsets(strides)
-        flat_sum = canvas_values(self._sum)
+        separable = canvas_origins is None and self._weights is None
+        separable = separable and self._axis_windows is not None
+        weights = None if separable else canvas_values(self._weight_canvas())
         for start, rows in _float_rows(patches):
             _kernels.add_patches(
-                flat_sum,
+                canvas_values(self._sum),
                 rows,
                 flat_origins[start : start + len(rows)],
                 row_offsets,
                 self._value_window,
+                weights,
             )
-        if canvas_origins is None and self._weights is None and self._axis_windows:
-            self._grid_adds += 1
-        else:
-            _kernels.add_windows(
-                canvas_values(self._weight_canvas()),
-                flat_origins,
-                row_offsets,
-                self._row_length,
-                self._value_window,
-            )
+        self._grid_adds += separable
         return self
-
-    @property
-    def _row_length(self):
-        return math.prod(self._inpatch_shape[self.grid.ndim - 1 :])
 
     def result(self, fill_value=np.nan):
         """Return the image averaged so far; uncovered pixels get ``fill_value``.
@@ -354,11 +348,12 @@ default='uniform'
         """The per-value weight canvas, allocated (with the grid adds so far) on use."""
         if self._weights is None:
             self._weights = self._new_canvas()
-            separable = self._separable_weight_map()
-            if separable.ndim < self._weights.ndim:
-                separable = separable[..., np.newaxis]
-            self._weights += self._grid_adds * separable
-            self._grid_adds = 0
+            if self._grid_adds:
+                separable = self._separable_weight_map()
+                if separable.ndim < self._weights.ndim:
+                    separable = separable[..., np.newaxis]
+                self._weights += self._grid_adds * separable
+                self._grid_adds = 0
         return self._weights
 
     def _separable_weight_map(self):
