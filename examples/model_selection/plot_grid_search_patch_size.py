@@ -4,9 +4,9 @@ Choosing the patch size by cross-validated image PSNR
 =====================================================
 
 :class:`skpatch.PatchDenoiser` exposes ``patch_size``, ``step`` and the wrapped
-model's parameters (``estimator__<name>``) to scikit-learn's model selection, and
-:data:`skpatch.metrics.psnr_scorer` scores a candidate in image space: the mean PSNR
-of its denoised held-out images against their clean versions. So
+model's parameters (such as ``estimator__n_components``) to scikit-learn's model
+selection, and :data:`skpatch.metrics.psnr_scorer` scores a candidate in image space:
+the mean PSNR of its denoised held-out images against their clean versions. So
 :class:`~sklearn.model_selection.GridSearchCV` can choose the patch shape of a
 dictionary-learning denoiser, together with its number of atoms.
 
