@@ -4,9 +4,9 @@ Choosing the patch size by cross-validated image PSNR
 =====================================================
 
 :class:`skpatch.PatchDenoiser` exposes ``patch_size``, ``step`` and the wrapped
-model's parameters (``estimator__<name>``) to scikit-learn's model selection, and
-:data:`skpatch.metrics.psnr_scorer` scores a candidate in image space: the mean PSNR
-of its denoised held-out images against their clean versions. So
+model's parameters (such as ``estimator__n_components``) to scikit-learn's model
+selection, and :data:`skpatch.metrics.psnr_scorer` scores a candidate in image space:
+the mean PSNR of its denoised held-out images against their clean versions. So
 :class:`~sklearn.model_selection.GridSearchCV` can choose the patch shape of a
 dictionary-learning denoiser, together with its number of atoms.
 
@@ -20,7 +20,6 @@ cross-validation trains on two noisy tiles and scores on the other two.
 # ------------------------------------
 import time
 import warnings
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -84,18 +83,25 @@ print(
 # The mean held-out PSNR of each candidate. The two folds differ by about 2 dB
 # (their tiles are not equally hard to denoise) but every candidate sees the same
 # folds, so the comparison between candidates is paired and much finer than that.
+
+# sphinx_gallery_thumbnail_number = 1
 results = search.cv_results_
 labels = [f"{h}x{w}" for h, w in patch_sizes]
-fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
 for n_components, marker in [(32, "o"), (96, "s")]:
     chosen = results["param_estimator__n_components"] == n_components
     order = [
-        next(i for i in np.flatnonzero(chosen)
-             if results["param_patch_size"][i] == size)
+        next(
+            i for i in np.flatnonzero(chosen) if results["param_patch_size"][i] == size
+        )
         for size in patch_sizes
     ]
-    ax.plot(labels, results["mean_test_score"][order], marker=marker,
-            label=f"{n_components} atoms")
+    ax.plot(
+        labels,
+        results["mean_test_score"][order],
+        marker=marker,
+        label=f"{n_components} atoms",
+    )
     for size, score in zip(labels, results["mean_test_score"][order], strict=True):
         print(f"  patch {size:>5}, {n_components:2d} atoms: {score:.2f} dB")
 ax.set_xlabel("patch size")
@@ -103,10 +109,17 @@ ax.set_ylabel("held-out PSNR (dB)")
 ax.set_title("dictionary denoising, sigma = 25/255")
 ax.legend()
 
-# %%
-# Figures are also written to ``examples/_output/``.
-script = Path(globals().get("__file__", "plot_grid_search_patch_size.py")).resolve()
-output_dir = script.parent / "_output"
-output_dir.mkdir(exist_ok=True)
-fig.savefig(output_dir / "grid_search_patch_size.png", dpi=100)
-print(f"figures saved in {output_dir}")
+# sphinx_gallery_start_ignore
+# Run as a script, the example also saves its figure in examples/_output/; in the
+# documentation, sphinx-gallery shows it instead.
+import sys  # noqa: E402
+
+if "sphinx_gallery" not in sys.modules:
+    import os
+    from pathlib import Path
+
+    output_dir = Path(__file__).resolve().parents[1] / "_output"
+    output_dir.mkdir(exist_ok=True)
+    fig.savefig(output_dir / "grid_search_patch_size.png", dpi=100)
+    print(f"figure saved in {os.path.relpath(output_dir)}")
+# sphinx_gallery_end_ignore

@@ -24,7 +24,6 @@ range of 1, after clipping the estimate to [0, 1].
 # -------------------------------
 import time
 import warnings
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -93,15 +92,18 @@ t_start = time.perf_counter()
 prior = make_pipeline(
     PatchExtractor(patch_size=(8, 8), max_patches=10_000, random_state=0),
     FunctionTransformer(remove_patch_means),
-    GaussianMixture(n_components=20, covariance_type="full", max_iter=20,
-                    random_state=0),
+    GaussianMixture(
+        n_components=20, covariance_type="full", max_iter=20, random_state=0
+    ),
 )
 with threadpool_limits(limits=1), warnings.catch_warnings():
     warnings.simplefilter("ignore", ConvergenceWarning)
     prior.fit(training_images)
 t_train = time.perf_counter() - t_start
-print(f"trained a {prior[-1].n_components}-component prior on "
-      f"{len(training_images) * 10_000} patches in {t_train:.1f} s")
+print(
+    f"trained a {prior[-1].n_components}-component prior on "
+    f"{len(training_images) * 10_000} patches in {t_train:.1f} s"
+)
 
 # %%
 # Denoise
@@ -112,8 +114,9 @@ print(f"trained a {prior[-1].n_components}-component prior on "
 # ``mu_k + C_k (C_k + sigma^2 I)^-1 (y - mu_k)``
 # (:func:`skpatch.gaussian_mixture_wiener`).
 t_start = time.perf_counter()
-denoiser = PatchDenoiser(FrozenEstimator(prior[-1]), patch_size=(8, 8),
-                         noise_sigma=sigma)
+denoiser = PatchDenoiser(
+    FrozenEstimator(prior[-1]), patch_size=(8, 8), noise_sigma=sigma
+)
 with threadpool_limits(limits=1):
     denoised = denoiser.fit(noisy[np.newaxis]).transform(noisy[np.newaxis])[0]
 t_denoise = time.perf_counter() - t_start
@@ -135,37 +138,51 @@ print(
 # on two million patches, a prior to train once and ship, not to learn in a minute.
 
 # %%
-# Results and what the components model
-# --------------------------------------
-# The leading eigenvector of each component's covariance: edges at various
-# orientations and positions, gradients, textures.
-fig, axes = plt.subplots(1, 4, figsize=(16, 4.4), layout="constrained")
+# Results
+# -------
+# The clean image, the noisy input, the non-local means reference and the
+# Gaussian-mixture estimate, with their PSNR.
+
+# sphinx_gallery_thumbnail_number = 1
+fig, axes = plt.subplots(2, 2, figsize=(8, 8.4), layout="constrained")
 panels = [
     ("clean", clean),
     (f"noisy, {noisy_psnr:.2f} dB", noisy),
     (f"non-local means, {psnr(clean, nl_means):.2f} dB", nl_means),
     (f"Gaussian mixture, {psnr(clean, denoised):.2f} dB", denoised),
 ]
-for ax, (title, image) in zip(axes, panels, strict=True):
+for ax, (title, image) in zip(axes.ravel(), panels, strict=True):
     ax.imshow(image, cmap="gray", vmin=0, vmax=1)
     ax.set_title(title)
     ax.set_axis_off()
 
+# %%
+# What the components model
+# -------------------------
+# The leading eigenvector of each component's covariance, components by decreasing
+# weight ``w``: edges at various orientations and positions, gradients, textures.
 mixture = prior[-1]
 order = np.argsort(mixture.weights_)[::-1]
-fig_comp, axes_comp = plt.subplots(4, 5, figsize=(6, 5), layout="constrained")
+fig_comp, axes_comp = plt.subplots(4, 5, figsize=(7, 6), layout="constrained")
 for ax, k in zip(axes_comp.ravel(), order, strict=True):
     _, vectors = np.linalg.eigh(mixture.covariances_[k])
     ax.imshow(vectors[:, -1].reshape(8, 8), cmap="gray", interpolation="nearest")
-    ax.set_title(f"w={mixture.weights_[k]:.2f}", fontsize=8)
+    ax.set_title(f"w={mixture.weights_[k]:.2f}", fontsize=9)
     ax.set_axis_off()
 fig_comp.suptitle("leading eigenvector of each component")
 
-# %%
-# Figures are also written to ``examples/_output/``.
-script = Path(globals().get("__file__", "plot_gmm_denoising.py")).resolve()
-output_dir = script.parent / "_output"
-output_dir.mkdir(exist_ok=True)
-fig.savefig(output_dir / "gmm_denoising.png", dpi=100)
-fig_comp.savefig(output_dir / "gmm_denoising_components.png", dpi=100)
-print(f"figures saved in {output_dir}")
+# sphinx_gallery_start_ignore
+# Run as a script, the example also saves its figures in examples/_output/; in the
+# documentation, sphinx-gallery shows them instead.
+import sys  # noqa: E402
+
+if "sphinx_gallery" not in sys.modules:
+    import os
+    from pathlib import Path
+
+    output_dir = Path(__file__).resolve().parents[1] / "_output"
+    output_dir.mkdir(exist_ok=True)
+    fig.savefig(output_dir / "gmm_denoising.png", dpi=100)
+    fig_comp.savefig(output_dir / "gmm_denoising_components.png", dpi=100)
+    print(f"figures saved in {os.path.relpath(output_dir)}")
+# sphinx_gallery_end_ignore

@@ -22,7 +22,6 @@ reference.
 # ---------------
 import time
 import warnings
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -112,11 +111,42 @@ print(
 print(f"  of which learning the dictionary: {t_fit:.1f} s")
 
 # %%
+# Results
+# -------
+# The clean image, the noisy input, the non-local means reference and the
+# dictionary estimate, with their PSNR.
+
+# sphinx_gallery_thumbnail_number = 1
+fig, axes = plt.subplots(2, 2, figsize=(8, 8.4), layout="constrained")
+panels = [
+    ("clean", clean),
+    (f"noisy, {noisy_psnr:.2f} dB", noisy),
+    (f"non-local means, {psnr(clean, nl_means):.2f} dB", nl_means),
+    (f"dictionary, {psnr(clean, denoised):.2f} dB", denoised),
+]
+for ax, (title, image) in zip(axes.ravel(), panels, strict=True):
+    ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+    ax.set_title(title)
+    ax.set_axis_off()
+
+# %%
+# The learned atoms
+# -----------------
+# The 100 atoms of the dictionary, each an 8x8 patch with zero mean: edges at
+# various orientations and positions, and textures.
+fig_atoms, axes_atoms = plt.subplots(10, 10, figsize=(6, 6.3), layout="constrained")
+for ax, atom in zip(axes_atoms.ravel(), denoiser.estimator_.components_, strict=True):
+    ax.imshow(atom.reshape(8, 8), cmap="gray", interpolation="nearest")
+    ax.set_axis_off()
+fig_atoms.suptitle("learned atoms")
+
+# %%
 # How many atoms per patch?
 # -------------------------
 # The error target adapts the sparsity to the content: flat patches (the sky) need
 # no atom at all, textured ones (the grass) many. :class:`skpatch.PatchExtractor`
-# gives the same centred patch matrix the denoiser works on.
+# gives the same centred patch matrix the denoiser works on. The map shows, for the
+# patch whose top-left corner is at each pixel, how many atoms code it.
 extractor = PatchExtractor(patch_size=(8, 8)).fit(noisy[np.newaxis])
 rows = extractor.transform(noisy[np.newaxis])
 rows -= rows.mean(axis=1, keepdims=True)
@@ -128,40 +158,25 @@ print(
 )
 atom_map = n_atoms.reshape(extractor.grid_.grid_shape)
 
-# %%
-# Results and the learned atoms
-# -----------------------------
-fig, axes = plt.subplots(1, 4, figsize=(16, 4.4), layout="constrained")
-panels = [
-    ("clean", clean),
-    (f"noisy, {noisy_psnr:.2f} dB", noisy),
-    (f"non-local means, {psnr(clean, nl_means):.2f} dB", nl_means),
-    (f"dictionary, {psnr(clean, denoised):.2f} dB", denoised),
-]
-for ax, (title, image) in zip(axes, panels, strict=True):
-    ax.imshow(image, cmap="gray", vmin=0, vmax=1)
-    ax.set_title(title)
-    ax.set_axis_off()
-
-fig_atoms, axes_atoms = plt.subplots(10, 10, figsize=(5, 5), layout="constrained")
-for ax, atom in zip(axes_atoms.ravel(), denoiser.estimator_.components_, strict=True):
-    ax.imshow(atom.reshape(8, 8), cmap="gray", interpolation="nearest")
-    ax.set_axis_off()
-fig_atoms.suptitle("learned atoms")
-
-fig_map, ax_map = plt.subplots(figsize=(5, 4.4), layout="constrained")
+fig_map, ax_map = plt.subplots(figsize=(7, 6), layout="constrained")
 shown = ax_map.imshow(atom_map, cmap="magma")
-fig_map.colorbar(shown, ax=ax_map, label="atoms")
-ax_map.set_title("atoms per patch (top-left corner)")
+fig_map.colorbar(shown, ax=ax_map, label="atoms", shrink=0.9)
+ax_map.set_title("atoms per patch (at its top-left corner)")
 ax_map.set_axis_off()
 
-# %%
-# Figures are also written to ``examples/_output/`` so that a run without a screen
-# leaves something to look at.
-script = Path(globals().get("__file__", "plot_dictionary_denoising.py")).resolve()
-output_dir = script.parent / "_output"
-output_dir.mkdir(exist_ok=True)
-fig.savefig(output_dir / "dictionary_denoising.png", dpi=100)
-fig_atoms.savefig(output_dir / "dictionary_denoising_atoms.png", dpi=100)
-fig_map.savefig(output_dir / "dictionary_denoising_sparsity.png", dpi=100)
-print(f"figures saved in {output_dir}")
+# sphinx_gallery_start_ignore
+# Run as a script, the example also saves its figures in examples/_output/; in the
+# documentation, sphinx-gallery shows them instead.
+import sys  # noqa: E402
+
+if "sphinx_gallery" not in sys.modules:
+    import os
+    from pathlib import Path
+
+    output_dir = Path(__file__).resolve().parents[1] / "_output"
+    output_dir.mkdir(exist_ok=True)
+    fig.savefig(output_dir / "dictionary_denoising.png", dpi=100)
+    fig_atoms.savefig(output_dir / "dictionary_denoising_atoms.png", dpi=100)
+    fig_map.savefig(output_dir / "dictionary_denoising_sparsity.png", dpi=100)
+    print(f"figures saved in {os.path.relpath(output_dir)}")
+# sphinx_gallery_end_ignore
