@@ -192,10 +192,9 @@ default=None
             raise TypeError(f"origins must be integers, got dtype {origins.dtype}")
         lower = -self._pad_before
         upper = lower + np.array(self.padded_shape) - np.array(self.patch_size)
-        inside = len(origins) == 0 or (
-            np.all(origins.min(axis=0) >= lower) and np.all(origins.max(axis=0) <= upper)
-        )
-        if not inside:
+        canvas = (origins - lower).astype(np.intp, copy=False)
+        # Whole-array reductions: a reduction along axis 0 of (n, ndim) is slow.
+        if len(canvas) and (canvas.min() < 0 or not (canvas <= upper - lower).all()):
             bad = np.any((origins < lower) | (origins > upper), axis=1)
             first = tuple(origins[int(np.argmax(bad))].tolist())
             raise ValueError(
@@ -203,8 +202,7 @@ default=None
                 f"{first} is not within {tuple(lower.tolist())} .. "
                 f"{tuple(upper.tolist())} for {self._describe()}"
             )
-        canvas = origins - lower
-        return canvas.astype(np.intp, copy=False)
+        return canvas
 
     def _axis_weight_sums(self, axis_windows):
         """Per axis, the 1-D sum of the patch windows over the canvas.
