@@ -17,7 +17,7 @@ from libc.math cimport NAN, isfinite
 from libc.stdint cimport (
     int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t,
 )
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 ctypedef fused floating:
@@ -223,7 +223,6 @@ def median_by_band(double[::1] out, double[::1] coverage,
     cdef _Bands bands
     cdef Py_ssize_t b, v, n
     cdef value *segment
-    cdef value *spare = NULL
     cdef double pivot
     cdef int status
     with nogil:
@@ -232,7 +231,7 @@ def median_by_band(double[::1] out, double[::1] coverage,
             if status:
                 break
             status = _sort_band(&bands, b, &patches[0, 0], origins, row_offsets, order,
-                                band_bounds, band_first, band_last, &spare)
+                                band_bounds, band_first, band_last)
             for v in range(bands.n_band if status == 0 else 0):
                 n = bands.starts[v + 1] - bands.starts[v]
                 coverage[bands.start + v] = n
@@ -244,8 +243,8 @@ def median_by_band(double[::1] out, double[::1] coverage,
                 if not isfinite(pivot) and not _all_finite(segment, n):
                     status = 1
                     break
-                out[bands.start + v] = _median(segment, spare, n, pivot)
-        free(spare)
+                out[bands.start + v] = _median(segment, <value *> bands.scratch, n,
+                                               pivot)
         _free_bands(&bands)
     if status < 0:
         raise MemoryError("no memory left for a band of the median merge")
@@ -263,8 +262,6 @@ def mode_by_band(label[::1] out, double[::1] coverage,
     """
     cdef _Bands bands
     cdef Py_ssize_t b, v, n
-    cdef label *spare = NULL
-    cdef Py_ssize_t *counts = NULL
     cdef int status
     with nogil:
         status = _start_bands(&bands, band_bounds, patches.shape[1] // row_offsets.shape[0])
@@ -272,20 +269,17 @@ def mode_by_band(label[::1] out, double[::1] coverage,
             if status:
                 break
             status = _sort_band(&bands, b, &patches[0, 0], origins, row_offsets, order,
-                                band_bounds, band_first, band_last, &spare)
-            if status == 0:
-                free(counts)
-                counts = <Py_ssize_t *> malloc(bands.max_coverage * sizeof(Py_ssize_t))
-                status = -1 if counts == NULL else 0
+                                band_bounds, band_first, band_last)
             for v in range(bands.n_band if status == 0 else 0):
                 n = bands.starts[v + 1] - bands.starts[v]
                 coverage[bands.start + v] = n
                 if n > 0:
+                    # the scratch holds the distinct labels, then their counts
                     out[bands.start + v] = _mode(
-                        <label *> bands.values + bands.starts[v], n, spare, counts
+                        <label *> bands.values + bands.starts[v], n,
+                        <label *> bands.scratch,
+                        <Py_ssize_t *> bands.scratch + bands.max_coverage,
                     )
-        free(spare)
-        free(counts)
         _free_bands(&bands)
     if status:
         raise MemoryError("no memory left for a band of the mode merge")
@@ -299,6 +293,8 @@ cdef struct _Bands:
     void *values  # the segments
     Py_ssize_t capacity  # bytes allocated for the segments
     Py_ssize_t max_coverage  # the longest segment of the band (at least 1)
+    void *scratch  # room for two 8-byte numbers per value of the longest segment
+    Py_ssize_t scratch_capacity
 
 
 cdef int _start_bands(_Bands *bands, const Py_ssize_t[::1] band_bounds,
@@ -308,8 +304,8 @@ cdef int _start_bands(_Bands *bands, const Py_ssize_t[::1] band_bounds,
     for b in range(band_bounds.shape[0] - 1):
         largest = max(largest, band_bounds[b + 1] - band_bounds[b])
     bands.length = length
-    bands.values = NULL
-    bands.capacity = 0
+    bands.values = bands.scratch = NULL
+    bands.capacity = bands.scratch_capacity = 0
     bands.rows_at = <Py_ssize_t *> malloc((largest + 1) * sizeof(Py_ssize_t))
     bands.starts = <Py_ssize_t *> malloc((largest + 1) * sizeof(Py_ssize_t))
     return -1 if bands.rows_at == NULL or bands.starts == NULL else 0
@@ -319,18 +315,19 @@ cdef void _free_bands(_Bands *bands) noexcept nogil:
     free(bands.rows_at)
     free(bands.starts)
     free(bands.values)
+    free(bands.scratch)
 
 
 cdef int _sort_band(_Bands *bands, Py_ssize_t b, const value *patches,
                     const Py_ssize_t[::1] origins, const Py_ssize_t[::1] row_offsets,
                     const Py_ssize_t[::1] order, const Py_ssize_t[::1] band_bounds,
-                    const Py_ssize_t[::1] band_first, const Py_ssize_t[::1] band_last,
-                    value **spare) noexcept nogil:
+                    const Py_ssize_t[::1] band_first,
+                    const Py_ssize_t[::1] band_last) noexcept nogil:
     """Copy the values of band ``b`` into one segment per canvas value.
 
     ``bands.starts[v]:bands.starts[v + 1]`` is then the segment of band value
-    ``v`` in ``bands.values``, and ``*spare`` has room for the longest segment.
-    Returns -1 if out of memory.
+    ``v`` in ``bands.values``, and ``bands.scratch`` has room for two 8-byte
+    numbers per value of the longest segment. Returns -1 if out of memory.
     """
     cdef Py_ssize_t length = bands.length, n_rows = row_offsets.shape[0]
     cdef Py_ssize_t n_band = band_bounds[b + 1] - band_bounds[b], j, i, r, k, s, v
@@ -355,8 +352,9 @@ cdef int _sort_band(_Bands *bands, Py_ssize_t b, const value *patches,
         covering += rows_at[v] - (rows_at[v - length] if v >= length else 0)
         bands.max_coverage = max(bands.max_coverage, covering)
         starts[v + 1] = starts[v] + covering
-    if _reserve(bands, starts[n_band] * sizeof(value), spare,
-                bands.max_coverage * sizeof(value)):
+    if _grow(&bands.values, &bands.capacity, starts[n_band] * sizeof(value)) or _grow(
+        &bands.scratch, &bands.scratch_capacity, 16 * bands.max_coverage
+    ):
         return -1
     values = <value *> bands.values
     for j in range(band_first[b], band_last[b]):
@@ -376,22 +374,13 @@ cdef int _sort_band(_Bands *bands, Py_ssize_t b, const value *patches,
     return 0
 
 
-cdef int _reserve(_Bands *bands, Py_ssize_t n_bytes, void *spare,
-                  Py_ssize_t spare_bytes) noexcept nogil:
-    """Grow the segments to ``n_bytes`` and ``*spare`` to ``spare_bytes``; -1 if out of memory."""
-    cdef void *grown
-    cdef void **spare_pointer = <void **> spare
-    if n_bytes > bands.capacity:
-        free(bands.values)
-        bands.values = malloc(n_bytes)
-        bands.capacity = n_bytes if bands.values != NULL else 0
-        if bands.values == NULL:
-            return -1
-    grown = realloc(spare_pointer[0], max(spare_bytes, 1))
-    if grown == NULL:
-        return -1
-    spare_pointer[0] = grown
-    return 0
+cdef int _grow(void **buffer, Py_ssize_t *capacity, Py_ssize_t n_bytes) noexcept nogil:
+    """Make ``*buffer`` hold at least ``n_bytes`` (its content is lost); -1 if out of memory."""
+    if n_bytes > capacity[0]:
+        free(buffer[0])
+        buffer[0] = malloc(n_bytes)
+        capacity[0] = n_bytes if buffer[0] != NULL else 0
+    return -1 if buffer[0] == NULL else 0
 
 
 cdef inline double _mean(const value *values, Py_ssize_t n) noexcept nogil:
