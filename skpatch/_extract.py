@@ -274,7 +274,7 @@ def _copy_patches(canvas, grid, canvas_origins=None):
         _kernels.gather_patches(
             canvas.reshape(-1).view(np.uint8),
             patches.reshape(n_patches, -1).view(np.uint8),
-            grid._flat_origins(canvas.strides, canvas_origins),
+            *grid._flat_origins(canvas.strides, canvas_origins),
             grid._row_offsets(canvas.strides),
         )
     return patches

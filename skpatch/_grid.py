@@ -225,17 +225,20 @@ default=None
 
         ``strides`` are the canvas's strides (in elements or in bytes) along its
         spatial axes; ``canvas_origins`` are origins in canvas coordinates, the
-        full grid in order when None. This is how the compiled kernels are told
-        where each patch is.
+        full grid in order when None. Returns ``(outer, inner)``: patch ``o *
+        len(inner) + j`` sits at ``outer[o] + inner[j]``. For the full grid these
+        are its leading axes and its last axis, so no array as long as the grid
+        is made; for given origins, ``outer`` holds them all and ``inner`` is
+        ``[0]``. This is how the compiled kernels are told where each patch is.
         """
         strides = np.asarray(strides[: self.ndim], dtype=np.intp)
-        if canvas_origins is None:
-            per_axis = [
-                origins * s
-                for origins, s in zip(self.axis_origins, strides, strict=True)
-            ]
-            return _outer_sum(per_axis).ravel()
-        return canvas_origins @ strides
+        if canvas_origins is not None:
+            return canvas_origins @ strides, np.zeros(1, np.intp)
+        per_axis = [
+            origins * s for origins, s in zip(self.axis_origins, strides, strict=True)
+        ]
+        outer = _outer_sum(per_axis[:-1]).ravel() if self.ndim > 1 else np.zeros(1)
+        return outer.astype(np.intp, copy=False), per_axis[-1].astype(np.intp)
 
     def _row_offsets(self, strides):
         """Flat offsets of every patch row from the patch's first value.

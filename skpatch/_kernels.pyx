@@ -3,14 +3,16 @@
 """Compiled loops of the patch engine: copy patches out, add them back, select per pixel.
 
 Every kernel sees patches as a 2-D array, one row of values per patch, and a canvas
-(the image, or the sums being built) as a flat C-contiguous array. Where patch ``i``
-sits is given by ``origins[i]``, the flat offset of its first value in the canvas, and
-``row_offsets[r]``, the flat offset of its row ``r`` from that first value. A *row* is
-the run of values contiguous in both the patch and the canvas: the last patch axis
-with its channels, ``row_length`` values. The Python layer works these offsets out
-from the geometry (``PatchGrid._flat_origins`` and ``PatchGrid._row_offsets``), checks
-every shape, bound and dtype, and allocates every output: the kernels only loop,
-with the GIL released so that several threads can run them at once.
+(the image, or the sums being built) as a flat C-contiguous array. Patch ``i = o *
+len(inner) + j`` sits at flat offset ``outer[o] + inner[j]`` in the canvas: a full grid
+is its leading axes (``outer``) times its last axis (``inner``), so no offset per
+patch is ever stored, and patches at arbitrary origins are ``outer = origins``,
+``inner = [0]``. ``row_offsets[r]`` is the flat offset of a patch's row ``r`` from its
+first value. A *row* is the run of values contiguous in both the patch and the
+canvas: the last patch axis with its channels. The Python layer works these offsets
+out from the geometry (``PatchGrid._flat_origins`` and ``PatchGrid._row_offsets``),
+checks every shape, bound and dtype, and allocates every output: the kernels only
+loop, with the GIL released so that several threads can run them at once.
 """
 
 from libc.math cimport NAN, isfinite
@@ -53,26 +55,27 @@ ctypedef fused value:
 
 
 def gather_patches(const unsigned char[::1] canvas, unsigned char[:, ::1] out,
-                   const Py_ssize_t[::1] origins, const Py_ssize_t[::1] row_offsets):
+                   const Py_ssize_t[::1] outer, const Py_ssize_t[::1] inner,
+                   const Py_ssize_t[::1] row_offsets):
     """Copy patch ``i`` of the canvas into ``out[i]``; everything in bytes."""
     with nogil:
-        _gather(canvas, out, origins, row_offsets)
+        _gather(canvas, out, outer, inner, row_offsets)
 
 
 cdef void _gather(const unsigned char[::1] canvas, unsigned char[:, ::1] out,
-                  const Py_ssize_t[::1] origins,
+                  const Py_ssize_t[::1] outer, const Py_ssize_t[::1] inner,
                   const Py_ssize_t[::1] row_offsets) noexcept nogil:
-    cdef Py_ssize_t n_rows = row_offsets.shape[0]
+    cdef Py_ssize_t n_rows = row_offsets.shape[0], n_inner = inner.shape[0]
     cdef Py_ssize_t row_bytes = out.shape[1] // n_rows
-    cdef Py_ssize_t i, r
-    cdef unsigned char *target
+    cdef Py_ssize_t o, j, r
+    cdef unsigned char *target = &out[0, 0]
     cdef const unsigned char *source
-    for i in range(out.shape[0]):
-        target = &out[i, 0]
-        source = &canvas[origins[i]]
-        for r in range(n_rows):
-            _copy_row(target, source + row_offsets[r], row_bytes)
-            target += row_bytes
+    for o in range(out.shape[0] // n_inner):
+        for j in range(n_inner):
+            source = &canvas[outer[o] + inner[j]]
+            for r in range(n_rows):
+                _copy_row(target, source + row_offsets[r], row_bytes)
+                target += row_bytes
 
 
 cdef inline void _copy_row(unsigned char *target, const unsigned char *source,
@@ -93,8 +96,9 @@ cdef inline void _copy_row(unsigned char *target, const unsigned char *source,
 
 
 def add_patches(double[::1] canvas, const floating[:, ::1] patches,
-                const Py_ssize_t[::1] origins, const Py_ssize_t[::1] row_offsets,
-                const double[::1] window=None, double[::1] weights=None):
+                const Py_ssize_t[::1] outer, const Py_ssize_t[::1] inner,
+                const Py_ssize_t[::1] row_offsets, const double[::1] window=None,
+                double[::1] weights=None):
     """``canvas[patch i] += patches[i]``, times ``window`` (one weight per value).
 
     With ``weights``, a canvas laid out as ``canvas``, the window (1 where it is
@@ -102,67 +106,76 @@ def add_patches(double[::1] canvas, const floating[:, ::1] patches,
     """
     with nogil:
         if window is None:
-            _add_patches(canvas, patches, origins, row_offsets)
+            _add_patches(canvas, patches, outer, inner, row_offsets)
         else:
-            _add_weighted_patches(canvas, patches, origins, row_offsets, window)
+            _add_weighted_patches(canvas, patches, outer, inner, row_offsets, window)
         if weights is not None:
-            _add_windows(weights, origins, row_offsets, patches.shape[1], window)
+            _add_windows(weights, patches.shape[0], outer, inner, row_offsets,
+                         patches.shape[1], window)
 
 
 cdef void _add_patches(double[::1] canvas, const floating[:, ::1] patches,
-                       const Py_ssize_t[::1] origins,
+                       const Py_ssize_t[::1] outer, const Py_ssize_t[::1] inner,
                        const Py_ssize_t[::1] row_offsets) noexcept nogil:
-    cdef Py_ssize_t n_rows = row_offsets.shape[0]
+    cdef Py_ssize_t n_rows = row_offsets.shape[0], n_inner = inner.shape[0]
     cdef Py_ssize_t length = patches.shape[1] // n_rows
-    cdef Py_ssize_t i, r, k
+    cdef Py_ssize_t o, j, r, k
+    cdef double *corner
     cdef double *target
-    cdef const floating *values
-    for i in range(patches.shape[0]):
-        values = &patches[i, 0]
-        for r in range(n_rows):
-            target = &canvas[origins[i] + row_offsets[r]]
-            for k in range(length):
-                target[k] += values[k]
-            values += length
+    cdef const floating *values = &patches[0, 0]
+    for o in range(patches.shape[0] // n_inner):
+        for j in range(n_inner):
+            corner = &canvas[outer[o] + inner[j]]
+            for r in range(n_rows):
+                target = corner + row_offsets[r]
+                for k in range(length):
+                    target[k] += values[k]
+                values += length
 
 
 cdef void _add_weighted_patches(double[::1] canvas, const floating[:, ::1] patches,
-                                const Py_ssize_t[::1] origins,
+                                const Py_ssize_t[::1] outer,
+                                const Py_ssize_t[::1] inner,
                                 const Py_ssize_t[::1] row_offsets,
                                 const double[::1] window) noexcept nogil:
-    cdef Py_ssize_t n_rows = row_offsets.shape[0]
+    cdef Py_ssize_t n_rows = row_offsets.shape[0], n_inner = inner.shape[0]
     cdef Py_ssize_t length = patches.shape[1] // n_rows
-    cdef Py_ssize_t i, r, k
+    cdef Py_ssize_t o, j, r, k
+    cdef double *corner
     cdef double *target
-    cdef const floating *values
+    cdef const floating *values = &patches[0, 0]
     cdef const double *weights
-    for i in range(patches.shape[0]):
-        values = &patches[i, 0]
-        weights = &window[0]
-        for r in range(n_rows):
-            target = &canvas[origins[i] + row_offsets[r]]
-            for k in range(length):
-                target[k] += values[k] * weights[k]
-            values += length
-            weights += length
+    for o in range(patches.shape[0] // n_inner):
+        for j in range(n_inner):
+            corner = &canvas[outer[o] + inner[j]]
+            weights = &window[0]
+            for r in range(n_rows):
+                target = corner + row_offsets[r]
+                for k in range(length):
+                    target[k] += values[k] * weights[k]
+                values += length
+                weights += length
 
 
-cdef void _add_windows(double[::1] canvas, const Py_ssize_t[::1] origins,
+cdef void _add_windows(double[::1] canvas, Py_ssize_t n_patches,
+                       const Py_ssize_t[::1] outer, const Py_ssize_t[::1] inner,
                        const Py_ssize_t[::1] row_offsets, Py_ssize_t n_values,
                        const double[::1] window) noexcept nogil:
-    """Add the window (1 where it is None) at every origin."""
-    cdef Py_ssize_t n_rows = row_offsets.shape[0], length = n_values // n_rows
-    cdef Py_ssize_t i, r, k
+    """Add the window (1 where it is None) at the origin of every patch."""
+    cdef Py_ssize_t n_rows = row_offsets.shape[0], n_inner = inner.shape[0]
+    cdef Py_ssize_t length = n_values // n_rows
+    cdef Py_ssize_t o, j, r, k
     cdef double *target
-    for i in range(origins.shape[0]):
-        for r in range(n_rows):
-            target = &canvas[origins[i] + row_offsets[r]]
-            if window is None:
-                for k in range(length):
-                    target[k] += 1.0
-            else:
-                for k in range(length):
-                    target[k] += window[r * length + k]
+    for o in range(n_patches // n_inner):
+        for j in range(n_inner):
+            for r in range(n_rows):
+                target = &canvas[outer[o] + inner[j] + row_offsets[r]]
+                if window is None:
+                    for k in range(length):
+                        target[k] += 1.0
+                else:
+                    for k in range(length):
+                        target[k] += window[r * length + k]
 
 
 def divide_rows(floating[:, ::1] out, const double[::1] sums,
@@ -179,22 +192,25 @@ def divide_rows(floating[:, ::1] out, const double[::1] sums,
     cdef Py_ssize_t r, c, length = out.shape[1]
     cdef const double *row
     cdef const double *row_weights
-    cdef double scale, check = 0
+    cdef double scale, x
+    cdef bint finite = True
     with nogil:
         for r in range(out.shape[0]):
             row = &sums[row_starts[r]]
             if weights is None:
                 scale = row_scale[r]
                 for c in range(length):
-                    # x * 0 is 0 for a finite x, NaN for NaN or infinity
-                    check += row[c] * 0.0
-                    out[r, c] = row[c] * scale * column_scale[c]
+                    x = row[c]
+                    # x - x is 0 for a finite x, NaN for NaN or infinity
+                    finite &= x - x == 0
+                    out[r, c] = x * scale * column_scale[c]
             else:
                 row_weights = &weights[row_starts[r]]
                 for c in range(length):
-                    check += row[c] * 0.0
-                    out[r, c] = row[c] / row_weights[c] if row_weights[c] > 0 else NAN
-    return check == 0
+                    x = row[c]
+                    finite &= x - x == 0
+                    out[r, c] = x / row_weights[c] if row_weights[c] > 0 else NAN
+    return finite
 
 
 # ----------------------------------------------------- per-value median and mode
@@ -208,8 +224,9 @@ def divide_rows(floating[:, ::1] out, const double[::1] sums,
 
 
 def median_by_band(double[::1] out, double[::1] coverage,
-                   const value[:, ::1] patches, const Py_ssize_t[::1] origins,
-                   const Py_ssize_t[::1] row_offsets, const Py_ssize_t[::1] order,
+                   const value[:, ::1] patches, const Py_ssize_t[::1] outer,
+                   const Py_ssize_t[::1] inner, const Py_ssize_t[::1] row_offsets,
+                   const Py_ssize_t[::1] order,
                    const Py_ssize_t[::1] band_bounds,
                    const Py_ssize_t[::1] band_first, const Py_ssize_t[::1] band_last):
     """Median of the values covering each canvas value.
@@ -230,8 +247,8 @@ def median_by_band(double[::1] out, double[::1] coverage,
         for b in range(band_bounds.shape[0] - 1):
             if status:
                 break
-            status = _sort_band(&bands, b, &patches[0, 0], origins, row_offsets, order,
-                                band_bounds, band_first, band_last)
+            status = _sort_band(&bands, b, &patches[0, 0], outer, inner, row_offsets,
+                                order, band_bounds, band_first, band_last)
             for v in range(bands.n_band if status == 0 else 0):
                 n = bands.starts[v + 1] - bands.starts[v]
                 coverage[bands.start + v] = n
@@ -252,8 +269,9 @@ def median_by_band(double[::1] out, double[::1] coverage,
 
 
 def mode_by_band(label[::1] out, double[::1] coverage,
-                 const label[:, ::1] patches, const Py_ssize_t[::1] origins,
-                 const Py_ssize_t[::1] row_offsets, const Py_ssize_t[::1] order,
+                 const label[:, ::1] patches, const Py_ssize_t[::1] outer,
+                 const Py_ssize_t[::1] inner, const Py_ssize_t[::1] row_offsets,
+                 const Py_ssize_t[::1] order,
                  const Py_ssize_t[::1] band_bounds,
                  const Py_ssize_t[::1] band_first, const Py_ssize_t[::1] band_last):
     """Most frequent label covering each canvas value, ties to the smallest.
@@ -268,8 +286,8 @@ def mode_by_band(label[::1] out, double[::1] coverage,
         for b in range(band_bounds.shape[0] - 1):
             if status:
                 break
-            status = _sort_band(&bands, b, &patches[0, 0], origins, row_offsets, order,
-                                band_bounds, band_first, band_last)
+            status = _sort_band(&bands, b, &patches[0, 0], outer, inner, row_offsets,
+                                order, band_bounds, band_first, band_last)
             for v in range(bands.n_band if status == 0 else 0):
                 n = bands.starts[v + 1] - bands.starts[v]
                 coverage[bands.start + v] = n
@@ -319,7 +337,8 @@ cdef void _free_bands(_Bands *bands) noexcept nogil:
 
 
 cdef int _sort_band(_Bands *bands, Py_ssize_t b, const value *patches,
-                    const Py_ssize_t[::1] origins, const Py_ssize_t[::1] row_offsets,
+                    const Py_ssize_t[::1] outer, const Py_ssize_t[::1] inner,
+                    const Py_ssize_t[::1] row_offsets,
                     const Py_ssize_t[::1] order, const Py_ssize_t[::1] band_bounds,
                     const Py_ssize_t[::1] band_first,
                     const Py_ssize_t[::1] band_last) noexcept nogil:
@@ -331,7 +350,7 @@ cdef int _sort_band(_Bands *bands, Py_ssize_t b, const value *patches,
     """
     cdef Py_ssize_t length = bands.length, n_rows = row_offsets.shape[0]
     cdef Py_ssize_t n_band = band_bounds[b + 1] - band_bounds[b], j, i, r, k, s, v
-    cdef Py_ssize_t covering = 0
+    cdef Py_ssize_t covering = 0, corner, n_inner = inner.shape[0]
     cdef Py_ssize_t *rows_at = bands.rows_at
     cdef Py_ssize_t *starts = bands.starts
     cdef const value *row
@@ -341,8 +360,9 @@ cdef int _sort_band(_Bands *bands, Py_ssize_t b, const value *patches,
         rows_at[v] = 0
     for j in range(band_first[b], band_last[b]):
         i = j if order is None else order[j]
+        corner = outer[i // n_inner] + inner[i % n_inner] - bands.start
         for r in range(n_rows):
-            s = origins[i] + row_offsets[r] - bands.start
+            s = corner + row_offsets[r]
             if 0 <= s < n_band:
                 rows_at[s] += 1
     # Value v is covered by the rows starting at v - length + 1 .. v.
@@ -359,9 +379,10 @@ cdef int _sort_band(_Bands *bands, Py_ssize_t b, const value *patches,
     values = <value *> bands.values
     for j in range(band_first[b], band_last[b]):
         i = j if order is None else order[j]
+        corner = outer[i // n_inner] + inner[i % n_inner] - bands.start
         row = patches + i * n_rows * length
         for r in range(n_rows):
-            s = origins[i] + row_offsets[r] - bands.start
+            s = corner + row_offsets[r]
             if 0 <= s < n_band:
                 for k in range(length):
                     values[starts[s + k]] = row[k]
