@@ -128,14 +128,24 @@ n_channels])
     ([0, 0], 0.0)
     """
     search, image, channel_axis, references = _prepare(
-        image, patch_size, n_neighbors, search_window, step, origins, guide,
+        image,
+        patch_size,
+        n_neighbors,
+        search_window,
+        step,
+        origins,
+        guide,
         channel_axis,
     )
     members, distances = search.nearest(references)
     neighbor_origins = search.origins_of(members)
     if not return_patches:
         return neighbor_origins, distances
-    return neighbor_origins, distances, _patches_at(search, image, channel_axis, members)
+    return (
+        neighbor_origins,
+        distances,
+        _patches_at(search, image, channel_axis, members),
+    )
 
 
 def iter_similar_patches(
@@ -194,7 +204,13 @@ channel_axis
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     search, image, channel_axis, references = _prepare(
-        image, patch_size, n_neighbors, search_window, step, origins, guide,
+        image,
+        patch_size,
+        n_neighbors,
+        search_window,
+        step,
+        origins,
+        guide,
         channel_axis,
     )
     for start in range(0, len(references), batch_size):
@@ -208,8 +224,9 @@ channel_axis
         )
 
 
-def _prepare(image, patch_size, n_neighbors, search_window, step, origins, guide,
-             channel_axis):
+def _prepare(
+    image, patch_size, n_neighbors, search_window, step, origins, guide, channel_axis
+):
     """Check the arguments; return the search, the image and the references."""
     image = check_numeric_array(image, "image")
     check_finite(image, "image", "the similar-patch search")
@@ -219,7 +236,9 @@ def _prepare(image, patch_size, n_neighbors, search_window, step, origins, guide
     guide = image if guide is None else _check_guide(guide, spatial, channel_axis)
     guide_channel_axis = None if guide.ndim == len(spatial) else channel_axis
     search = WindowSearch(
-        _channels_last(guide, guide_channel_axis), patch_size, search_window,
+        _channels_last(guide, guide_channel_axis),
+        patch_size,
+        search_window,
         n_neighbors,
     )
     if origins is None:
@@ -292,17 +311,19 @@ class WindowSearch:
         n_channels = guide.shape[-1]
         self._value_strides = np.array(guide.strides[:-1]) // guide.itemsize
         self._line_offsets = _box_offsets(
-            tuple(self.window[:-1]) + (1,), self._value_strides
+            (*self.window[:-1].tolist(), 1), self._value_strides
         )
         self._line_length = int(self.window[-1])
-        patch_rows = self.patch_size[:-1] + (1,)
+        patch_rows = (*self.patch_size[:-1], 1)
         self._row_offsets = _box_offsets(patch_rows, self._value_strides)
         self._row_length = self.patch_size[-1] * n_channels
         self._n_channels = n_channels
 
     def positions_of(self, origins):
         """Flat positions of origins of shape (n, ndim)."""
-        origins = np.asarray(origins, dtype=np.intp).reshape(-1, len(self.spatial_shape))
+        origins = np.asarray(origins, dtype=np.intp).reshape(
+            -1, len(self.spatial_shape)
+        )
         return np.ravel_multi_index(tuple(origins.T), self.spatial_shape).astype(
             np.intp
         )

@@ -14,13 +14,13 @@ from ._extract import extract_patches
 from ._grid import PatchGrid
 from ._neighbors import WindowSearch, _channels_last
 from ._reconstruct import PatchAccumulator
-from .metrics import psnr_scorer
 from ._validation import (
     check_finite,
     check_numeric_array,
     output_float_dtype,
     spatial_shape_and_channels,
 )
+from .metrics import psnr_scorer
 
 # Orthonormal opponent colour transform (rows Y, U, V): white Gaussian noise of
 # deviation sigma stays white with deviation sigma in every channel.
@@ -90,17 +90,27 @@ def estimate_noise_sigma(image, *, channel_axis=None):
             )
         even = work.shape[axis] // 2 * 2
         pairs = np.take(work, np.arange(even), axis=axis)
-        shape = pairs.shape[:axis] + (even // 2, 2) + pairs.shape[axis + 1 :]
+        shape = (*pairs.shape[:axis], even // 2, 2, *pairs.shape[axis + 1 :])
         pairs = pairs.reshape(shape)
-        work = (np.take(pairs, 0, axis=axis + 1) - np.take(pairs, 1, axis=axis + 1))
+        work = np.take(pairs, 0, axis=axis + 1) - np.take(pairs, 1, axis=axis + 1)
         work = work / math.sqrt(2)
     detail = work.reshape(-1, work.shape[-1])
     per_channel = np.median(np.abs(detail), axis=0) / 0.6745
     return float(np.sqrt(np.mean(per_channel**2)))
 
 
-def _settings(sigma255, n_channels, ndim, *, patch_size=None, n_neighbors=None,
-              search_window=None, step=None, beta=None, flat_threshold=1.05):
+def _settings(
+    sigma255,
+    n_channels,
+    ndim,
+    *,
+    patch_size=None,
+    n_neighbors=None,
+    search_window=None,
+    step=None,
+    beta=None,
+    flat_threshold=1.05,
+):
     """The settings of both steps: the user's, else the noise-dependent defaults."""
     first, final = default_settings(sigma255, n_channels, ndim)
     resolved = []
@@ -109,8 +119,9 @@ def _settings(sigma255, n_channels, ndim, *, patch_size=None, n_neighbors=None,
         settings = StepSettings(
             patch_size=p,
             n_neighbors=_pick(n_neighbors, index, default.n_neighbors, "n_neighbors"),
-            search_window=_pick(search_window, index, default.search_window,
-                                "search_window"),
+            search_window=_pick(
+                search_window, index, default.search_window, "search_window"
+            ),
             step=_default_step(p, ndim) if step is None else step,
             beta=_pick(beta, index, default.beta, "beta"),
             flat_threshold=flat_threshold if index == 0 else None,
@@ -163,11 +174,27 @@ def default_settings(sigma255, n_channels, ndim, *, final_beta_boost=0.2):
         k1, k2 = 3 * p1 * p1, 3 * p2 * p2
         b1, b2 = 1.0, 1.2 if s < 50 else 1.0
     window = (k1 // 2) | 1
-    first = StepSettings(p1, k1, window, _default_step(p1, ndim), b1, 1.05,
-                         paste_boost=False, window="gaussian")
-    final = StepSettings(p2, k2, window, _default_step(p2, ndim),
-                         b2 + final_beta_boost, None, paste_boost=False,
-                         weighted=True, window="gaussian")
+    first = StepSettings(
+        p1,
+        k1,
+        window,
+        _default_step(p1, ndim),
+        b1,
+        1.05,
+        paste_boost=False,
+        window="gaussian",
+    )
+    final = StepSettings(
+        p2,
+        k2,
+        window,
+        _default_step(p2, ndim),
+        b2 + final_beta_boost,
+        None,
+        paste_boost=False,
+        weighted=True,
+        window="gaussian",
+    )
     return first, final
 
 
@@ -343,17 +370,27 @@ def nl_bayes_step(noisy, guide, pilot, sigma, settings, *, joint):
     spatial = noisy.shape[:-1]
     ndim = len(spatial)
     patch_size = (settings.patch_size,) * ndim
-    search = WindowSearch(guide, patch_size, settings.search_window,
-                          min(settings.n_neighbors, _n_candidates(spatial, patch_size,
-                                                                   settings.search_window)))
+    search = WindowSearch(
+        guide,
+        patch_size,
+        settings.search_window,
+        min(
+            settings.n_neighbors,
+            _n_candidates(spatial, patch_size, settings.search_window),
+        ),
+    )
     grid = PatchGrid(spatial, patch_size, step=settings.step)
     references = search.positions_of(grid.origins())
     claimed = np.zeros(tuple(s + 2 for s in spatial), dtype=np.uint8)
     spread = _spread(claimed.shape) if settings.paste_boost else np.zeros(0, np.intp)
-    accumulator = PatchAccumulator(noisy.shape, patch_size, channel_axis=-1,
-                                   weights=settings.window)
-    weight_sums = (PatchAccumulator(spatial, patch_size, weights=settings.window)
-                   if settings.weighted else None)
+    accumulator = PatchAccumulator(
+        noisy.shape, patch_size, channel_axis=-1, weights=settings.window
+    )
+    weight_sums = (
+        PatchAccumulator(spatial, patch_size, weights=settings.window)
+        if settings.weighted
+        else None
+    )
     for start in range(0, len(references), GROUP_BATCH):
         batch = references[start : start + GROUP_BATCH]
         batch = batch[claimed.reshape(-1)[_padded(batch, spatial)] == 0]
@@ -382,8 +419,10 @@ def nl_bayes_step(noisy, guide, pilot, sigma, settings, *, joint):
             estimate = estimate * weights[:, None, None, None]
             per_patch = np.repeat(weights, members.shape[1])
             weight_sums.add(
-                np.broadcast_to(per_patch.reshape((-1,) + (1,) * ndim),
-                                (len(per_patch), *patch_size)),
+                np.broadcast_to(
+                    per_patch.reshape((-1,) + (1,) * ndim),
+                    (len(per_patch), *patch_size),
+                ),
                 origins,
             )
         accumulator.add(estimate.reshape((-1, *patch_size, noisy.shape[-1])), origins)
@@ -397,8 +436,9 @@ def nl_bayes_step(noisy, guide, pilot, sigma, settings, *, joint):
 
 
 def _n_candidates(spatial, patch_size, window):
-    return math.prod(min(window, s - p + 1) for s, p in zip(spatial, patch_size,
-                                                             strict=True))
+    return math.prod(
+        min(window, s - p + 1) for s, p in zip(spatial, patch_size, strict=True)
+    )
 
 
 def _padded(positions, spatial):
@@ -425,7 +465,7 @@ def _groups(image, patch_size, origins, shape):
 
 def _basic_estimate(groups, sigma, settings, joint):
     """First step: Gaussian estimate from the noisy groups' own statistics."""
-    n_groups, k, d, c = groups.shape
+    k = groups.shape[1]
     values = _as_rows(groups, joint)
     mean = values.mean(axis=1, keepdims=True)
     centred = values - mean
@@ -433,15 +473,16 @@ def _basic_estimate(groups, sigma, settings, joint):
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
     noise = settings.beta * sigma**2
     gain = np.clip(eigenvalues - noise, 0, None) / np.maximum(eigenvalues, 1e-300)
-    estimate = _from_rows(mean + _filter(centred, eigenvectors, gain), groups.shape,
-                          joint)
+    estimate = _from_rows(
+        mean + _filter(centred, eigenvectors, gain), groups.shape, joint
+    )
     estimate, flat = _flatten_flat_groups(estimate, groups, groups, sigma, settings)
     return estimate, _group_weights(gain, flat, groups.shape[0])
 
 
 def _final_estimate(noisy_groups, pilot_groups, sigma, settings, joint):
     """Second step: Wiener filter with the statistics of the basic estimate."""
-    n_groups, k, d, c = noisy_groups.shape
+    k = noisy_groups.shape[1]
     noisy = _as_rows(noisy_groups, joint)
     pilot = _as_rows(pilot_groups, joint)
     mean = pilot.mean(axis=1, keepdims=True)
@@ -452,8 +493,9 @@ def _final_estimate(noisy_groups, pilot_groups, sigma, settings, joint):
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
     eigenvalues = np.clip(eigenvalues, 0, None)
     gain = eigenvalues / (eigenvalues + settings.beta * sigma**2)
-    estimate = _from_rows(mean + _filter(noisy - mean, eigenvectors, gain),
-                          noisy_groups.shape, joint)
+    estimate = _from_rows(
+        mean + _filter(noisy - mean, eigenvectors, gain), noisy_groups.shape, joint
+    )
     estimate, flat = _flatten_flat_groups(
         estimate, noisy_groups, pilot_groups, sigma, settings
     )
@@ -479,7 +521,7 @@ def _flatten_flat_groups(estimate, noisy_groups, mean_groups, sigma, settings):
     homogeneous areas) by the mean of ``mean_groups``, channel by channel."""
     if settings.flat_threshold is None:
         return estimate, None
-    n_groups, k, d, c = noisy_groups.shape
+    n_groups, c = noisy_groups.shape[0], noisy_groups.shape[-1]
     values = noisy_groups.reshape(n_groups, -1, c)
     variance = values.var(axis=1, ddof=1).sum(axis=-1)
     flat = variance <= settings.flat_threshold * c * sigma**2
@@ -531,8 +573,10 @@ def _check_sigma(noise_sigma):
 def _data_range(data_range, dtype):
     if data_range is None:
         return float(np.iinfo(dtype).max) if dtype.kind in "iu" else 1.0
-    if isinstance(data_range, bool) or not isinstance(data_range, Real) or not (
-        math.isfinite(data_range) and data_range > 0
+    if (
+        isinstance(data_range, bool)
+        or not isinstance(data_range, Real)
+        or not (math.isfinite(data_range) and data_range > 0)
     ):
         raise ValueError(f"data_range must be a positive number, got {data_range!r}")
     return float(data_range)

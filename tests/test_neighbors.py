@@ -29,12 +29,16 @@ def brute_force_search(image, patch_size, n_neighbors, window, references, guide
             width = min(w, n)
             start = min(max(r - w // 2, 0), n - width)
             axes.append(range(start, start + width))
-        ref_patch = guide[tuple(slice(r, r + p) for r, p in zip(reference, patch_size,
-                                                                 strict=True))]
+        ref_patch = guide[
+            tuple(slice(r, r + p) for r, p in zip(reference, patch_size, strict=True))
+        ]
         found = []
         for candidate in itertools.product(*axes):
-            patch = guide[tuple(slice(c, c + p) for c, p in zip(candidate, patch_size,
-                                                                 strict=True))]
+            patch = guide[
+                tuple(
+                    slice(c, c + p) for c, p in zip(candidate, patch_size, strict=True)
+                )
+            ]
             found.append((float(((patch - ref_patch) ** 2).sum()), candidate))
         found.sort()
         neighbors.append([c for _, c in found[:n_neighbors]])
@@ -71,7 +75,11 @@ def test_search_matches_brute_force(case):
     image = rng.integers(0, levels, shape).astype(np.float64)
     channel_axis = None if n_channels is None else -1
     neighbors, distances = search_similar_patches(
-        image, patch, n_neighbors=n_neighbors, search_window=window, step=step,
+        image,
+        patch,
+        n_neighbors=n_neighbors,
+        search_window=window,
+        step=step,
         channel_axis=channel_axis,
     )
     references = PatchGrid(spatial, patch, step=step).origins()
@@ -95,8 +103,14 @@ def test_search_on_guide_returns_image_patches(case, guide_channels):
     guide_shape = spatial if guide_channels is None else (*spatial, guide_channels)
     guide = rng.integers(0, levels, guide_shape).astype(np.float64)
     neighbors, distances, patches = search_similar_patches(
-        image, patch, n_neighbors=n_neighbors, search_window=window, step=step,
-        guide=guide, channel_axis=channel_axis, return_patches=True,
+        image,
+        patch,
+        n_neighbors=n_neighbors,
+        search_window=window,
+        step=step,
+        guide=guide,
+        channel_axis=channel_axis,
+        return_patches=True,
     )
     references = PatchGrid(spatial, patch, step=step).origins()
     expected, expected_distances = brute_force_search(
@@ -105,7 +119,9 @@ def test_search_on_guide_returns_image_patches(case, guide_channels):
     assert_array_equal(neighbors, expected)
     assert_array_equal(distances, expected_distances)
     cut = extract_patches(
-        image, patch, origins=neighbors.reshape(-1, len(spatial)),
+        image,
+        patch,
+        origins=neighbors.reshape(-1, len(spatial)),
         channel_axis=channel_axis,
     )
     assert_array_equal(patches, cut.reshape(patches.shape))
@@ -117,7 +133,11 @@ def test_search_float_distances_match_brute_force():
     image = rng.random((23, 19, 3))
     references = rng.integers(0, [19, 15], size=(30, 2))
     neighbors, distances = search_similar_patches(
-        image, 5, n_neighbors=9, search_window=(7, 9), origins=references,
+        image,
+        5,
+        n_neighbors=9,
+        search_window=(7, 9),
+        origins=references,
         channel_axis=-1,
     )
     expected, expected_distances = brute_force_search(
@@ -146,10 +166,11 @@ def test_window_is_shifted_at_the_border():
 def test_window_larger_than_image_holds_every_origin():
     """Check that an image smaller than the window makes every patch a candidate."""
     image = np.random.default_rng(3).random((6, 7))
-    neighbors, distances = search_similar_patches(
+    neighbors, _ = search_similar_patches(
         image, 3, n_neighbors=20, search_window=21, step=2
     )
     assert neighbors.shape == (9, 20, 2)
+    assert all(len({tuple(o) for o in group}) == 20 for group in neighbors)
     with pytest.raises(ValueError, match="between 1 and the number of candidates"):
         search_similar_patches(image, 3, n_neighbors=21, search_window=21)
 
@@ -187,8 +208,13 @@ def test_dtypes(dtype):
     )
     assert distances.dtype == np.float64
     assert patches.dtype == image.dtype
-    expected, expected_distances = brute_force_search(
-        image, (4, 4), 6, (5, 5), PatchGrid(image.shape, 4, step=4).origins(),
+    assert neighbors.dtype == np.intp
+    _, expected_distances = brute_force_search(
+        image,
+        (4, 4),
+        6,
+        (5, 5),
+        PatchGrid(image.shape, 4, step=4).origins(),
         image.astype(np.float64),
     )
     assert_allclose(distances, expected_distances, rtol=1e-6)
@@ -199,12 +225,22 @@ def test_iter_similar_patches_matches_search():
     rng = np.random.default_rng(6)
     image = rng.random((20, 21, 2))
     neighbors, distances, patches = search_similar_patches(
-        image, 3, n_neighbors=5, search_window=7, step=2, channel_axis=-1,
+        image,
+        3,
+        n_neighbors=5,
+        search_window=7,
+        step=2,
+        channel_axis=-1,
         return_patches=True,
     )
     batches = list(
         iter_similar_patches(
-            image, 3, n_neighbors=5, search_window=7, step=2, channel_axis=-1,
+            image,
+            3,
+            n_neighbors=5,
+            search_window=7,
+            step=2,
+            channel_axis=-1,
             batch_size=7,
         )
     )
@@ -222,11 +258,17 @@ def test_channel_axis_first():
     """Check that a channel axis anywhere gives the channels-last search."""
     rng = np.random.default_rng(7)
     image = rng.random((3, 15, 16))
-    first = search_similar_patches(image, 4, n_neighbors=5, search_window=5,
-                                   channel_axis=0, return_patches=True)
-    last = search_similar_patches(np.moveaxis(image, 0, -1), 4, n_neighbors=5,
-                                  search_window=5, channel_axis=-1,
-                                  return_patches=True)
+    first = search_similar_patches(
+        image, 4, n_neighbors=5, search_window=5, channel_axis=0, return_patches=True
+    )
+    last = search_similar_patches(
+        np.moveaxis(image, 0, -1),
+        4,
+        n_neighbors=5,
+        search_window=5,
+        channel_axis=-1,
+        return_patches=True,
+    )
     for a, b in zip(first, last, strict=True):
         assert_array_equal(a, b)
 
@@ -261,7 +303,7 @@ def test_bad_images():
         search_similar_patches(image, 3, n_neighbors=2)
     with pytest.raises(ValueError, match="guide must be finite"):
         search_similar_patches(np.zeros((8, 8)), 3, n_neighbors=2, guide=image)
-    with pytest.raises(ValueError, match="patch_size .* is larger than"):
+    with pytest.raises(ValueError, match=r"patch_size .* is larger than"):
         search_similar_patches(np.zeros((4, 4)), 5, n_neighbors=1)
     with pytest.raises(TypeError, match="must hold real numbers"):
         search_similar_patches(np.array([["a", "b"]]), 1, n_neighbors=1)

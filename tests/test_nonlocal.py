@@ -43,12 +43,14 @@ def test_colour_denoising_both_colour_spaces():
     clean = np.stack([_scene(), _scene()[::-1], 0.5 * _scene()[:, ::-1]], axis=-1)
     noisy = _noisy(clean, 0.1)
     for colour_space in ("opponent", "rgb"):
-        denoised = denoise_nl_bayes(noisy, 0.1, channel_axis=-1,
-                                    colour_space=colour_space)
+        denoised = denoise_nl_bayes(
+            noisy, 0.1, channel_axis=-1, colour_space=colour_space
+        )
         assert denoised.shape == clean.shape
         assert _psnr(clean, denoised) > _psnr(clean, noisy) + 6
-        first = denoise_nl_bayes(np.moveaxis(noisy, -1, 0), 0.1, channel_axis=0,
-                                 colour_space=colour_space)
+        first = denoise_nl_bayes(
+            np.moveaxis(noisy, -1, 0), 0.1, channel_axis=0, colour_space=colour_space
+        )
         assert_allclose(np.moveaxis(first, 0, -1), denoised)
 
 
@@ -58,8 +60,9 @@ def test_volume_and_signal():
     volume = np.zeros((14, 15, 16))
     volume[4:10, 3:12, 5:] = 1.0
     noisy = volume + 0.1 * rng.standard_normal(volume.shape)
-    denoised = denoise_nl_bayes(noisy, 0.1, patch_size=3, n_neighbors=20,
-                                search_window=7)
+    denoised = denoise_nl_bayes(
+        noisy, 0.1, patch_size=3, n_neighbors=20, search_window=7
+    )
     assert np.abs(denoised - volume).mean() < np.abs(noisy - volume).mean() / 2
     signal = np.repeat([0.2, 0.8, 0.4, 0.6], 40)
     noisy = signal + 0.1 * rng.standard_normal(signal.shape)
@@ -97,8 +100,9 @@ def test_constant_image_stays_constant():
     two_levels[:, 15:] = 0.75
     denoised = denoise_nl_bayes(two_levels, 0.1)
     away_from_edge = np.r_[0:6, 25:31]
-    assert_allclose(denoised[:, away_from_edge], two_levels[:, away_from_edge],
-                    atol=1e-3)
+    assert_allclose(
+        denoised[:, away_from_edge], two_levels[:, away_from_edge], atol=1e-3
+    )
 
 
 def test_image_smaller_than_search_window():
@@ -154,9 +158,14 @@ def test_overrides_change_the_result():
     """Check that the noise-dependent defaults can be overridden, per step too."""
     noisy = _noisy(_scene(), 0.1)
     default = denoise_nl_bayes(noisy, 0.1)
-    for kwargs in ({"patch_size": (3, 4)}, {"n_neighbors": 12},
-                   {"search_window": (7, 9)}, {"beta": 1.5}, {"step": 3},
-                   {"flat_threshold": None}):
+    for kwargs in (
+        {"patch_size": (3, 4)},
+        {"n_neighbors": 12},
+        {"search_window": (7, 9)},
+        {"beta": 1.5},
+        {"step": 3},
+        {"flat_threshold": None},
+    ):
         other = denoise_nl_bayes(noisy, 0.1, **kwargs)
         assert not np.array_equal(other, default), kwargs
 
