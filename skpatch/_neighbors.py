@@ -197,7 +197,7 @@ channel_axis
     >>> batches = iter_similar_patches(image, 4, n_neighbors=5, search_window=7,
     ...                                step=3, channel_axis=-1, batch_size=40)
     >>> [patches.shape for _, _, _, patches in batches]
-    [(40, 5, 4, 4, 3), (40, 5, 4, 4, 3), (1, 5, 4, 4, 3)]
+    [(40, 5, 4, 4, 3), (40, 5, 4, 4, 3), (20, 5, 4, 4, 3)]
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
         raise TypeError(f"batch_size must be an int, got {batch_size!r}")
