@@ -173,44 +173,47 @@ for row, (clean, noisy, index) in enumerate(
 # %%
 # What the search finds
 # ---------------------
-# The groups of the second step are searched on the first step's (basic) estimate;
-# here one reference patch on the cameraman's coat and the 25 patches most similar to
-# it within the 23x23 search window, found on NL-Bayes' final estimate and shown in
-# the noisy image they are averaged from.
-reference = np.array([[280, 232]])
+# The groups of the second step are searched on the first step's (basic) estimate.
+# Here, one reference patch on the edge of the cameraman's coat (the 5x5 patch of the
+# estimate with the most variance in the zoomed area) and the 25 patches most similar
+# to it within a 23x23 search window, found on NL-Bayes' estimate and cut out of the
+# noisy image they are averaged from: the search follows the edge.
+estimate = results["NL-Bayes (skpatch)"][0]
+top, left_col, size = 250, 200, 70
+area = estimate[top : top + size, left_col : left_col + size]
+windows = np.lib.stride_tricks.sliding_window_view(area, (5, 5))
+spot = np.unravel_index(np.argmax(windows.var(axis=(2, 3))), windows.shape[:2])
+reference = np.array([[top + spot[0], left_col + spot[1]]])
 neighbors, distances, patches = search_similar_patches(
     noisy_grey,
     5,
     n_neighbors=25,
     search_window=23,
     origins=reference,
-    guide=results["NL-Bayes (skpatch)"][0],
+    guide=estimate,
     return_patches=True,
 )
 fig_search = plt.figure(figsize=(10, 4.6), layout="constrained")
 left, right = fig_search.subfigures(1, 2, width_ratios=[1, 1.1])
 ax = left.subplots()
-zoom = (slice(250, 320), slice(200, 270))
+extent = (left_col - 0.5, left_col + size - 0.5, top + size - 0.5, top - 0.5)
 ax.imshow(
-    noisy_grey[zoom], cmap="gray", vmin=0, vmax=1, extent=(199.5, 269.5, 319.5, 249.5)
+    noisy_grey[top : top + size, left_col : left_col + size],
+    cmap="gray",
+    vmin=0,
+    vmax=1,
+    extent=extent,
 )
-for k, (row, col) in enumerate(neighbors[0]):
-    ax.add_patch(
-        Rectangle(
-            (col - 0.5, row - 0.5),
-            5,
-            5,
-            fill=False,
-            lw=1,
-            color="tab:red" if k == 0 else "tab:orange",
-        )
-    )
+for k in range(len(neighbors[0]) - 1, -1, -1):
+    row, col = neighbors[0, k]
+    color = "tab:red" if k == 0 else "tab:orange"
+    ax.add_patch(Rectangle((col - 0.5, row - 0.5), 5, 5, fill=False, lw=1, color=color))
 ax.set_title("reference (red) and its 25 most similar patches")
 ax.set_axis_off()
 grid = right.subplots(5, 5)
 for ax, patch, distance in zip(grid.ravel(), patches[0], distances[0], strict=True):
     ax.imshow(patch, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_title(f"{distance:.3f}", fontsize=7)
+    ax.set_title(f"{distance:.2g}", fontsize=7)
     ax.set_axis_off()
 right.suptitle("the group, nearest first (squared distance on the estimate)")
 

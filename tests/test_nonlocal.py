@@ -150,6 +150,10 @@ def test_bad_images_and_options():
         denoise_nl_bayes(np.zeros((20, 20)), 0.1, colour_space="lab")
     with pytest.raises(ValueError, match="a pair"):
         denoise_nl_bayes(np.zeros((20, 20)), 0.1, patch_size=(3, 4, 5))
+    with pytest.raises(ValueError, match="n_neighbors must be a positive int"):
+        denoise_nl_bayes(np.zeros((20, 20)), 0.1, n_neighbors=(10, 2.5))
+    with pytest.raises(ValueError, match="beta must be a positive number"):
+        denoise_nl_bayes(np.zeros((20, 20)), 0.1, beta=-1)
     with pytest.raises(ValueError, match="data_range must be a positive"):
         denoise_nl_bayes(np.zeros((20, 20)), 0.1, data_range=0)
 
