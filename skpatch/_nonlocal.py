@@ -32,6 +32,8 @@ OPPONENT = np.array(
     ]
 )
 COLOUR_SPACES = ("opponent", "rgb")
+# Widest default search window: wider ones (IPOL's 45 at high noise) measured worse.
+MAX_WINDOW = 23
 # Groups estimated per batch: a batch of groups of 5x5 patches is a few MB.
 GROUP_BATCH = 512
 
@@ -156,13 +158,14 @@ def _default_step(patch_size, ndim):
     return (1,) * (ndim - 1) + (max(1, patch_size // 2),)
 
 
-def default_settings(sigma255, n_channels, ndim, *, final_beta_boost=0.2):
+def default_settings(sigma255, n_channels, ndim, *, beta_boost=0.2):
     """The noise-dependent parameters of both steps, for a noise level in 8-bit units.
 
     IPOL's tables (Lebrun, Buades and Morel 2013), changed where this
     implementation measured better: below s = 20 the final step has 6x6
     patches and 30 neighbours (IPOL: 5x5 and 15); the final step searches the
-    basic estimate in the first step's window and its beta is raised by 0.2; both steps
+    basic estimate in the first step's window, which is at most 23 origins wide
+    (IPOL: up to 51); both betas are raised by 0.2; both steps
     aggregate with a Gaussian window and skip only the references that belong
     to a group (no paste boost); the final step weights every group by the
     inverse of the number of dimensions its filter keeps.
@@ -179,13 +182,13 @@ def default_settings(sigma255, n_channels, ndim, *, final_beta_boost=0.2):
         p2 = 3 if s < 50 else 5 if s < 70 else 7
         k1, k2 = 3 * p1 * p1, 3 * p2 * p2
         b1, b2 = 1.0, 1.2 if s < 50 else 1.0
-    window = (k1 // 2) | 1
+    window = min((k1 // 2) | 1, MAX_WINDOW)
     first = StepSettings(
         p1,
         k1,
         window,
         _default_step(p1, ndim),
-        b1,
+        b1 + beta_boost,
         1.05,
         paste_boost=False,
         window="gaussian",
@@ -195,7 +198,7 @@ def default_settings(sigma255, n_channels, ndim, *, final_beta_boost=0.2):
         k2,
         window,
         _default_step(p2, ndim),
-        b2 + final_beta_boost,
+        b2 + beta_boost,
         None,
         paste_boost=False,
         weighted=True,
