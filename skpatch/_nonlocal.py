@@ -162,8 +162,9 @@ def default_settings(sigma255, n_channels, ndim, *, beta_boost=0.2):
     """The noise-dependent parameters of both steps, for a noise level in 8-bit units.
 
     IPOL's tables (Lebrun, Buades and Morel 2013), changed where this
-    implementation measured better: below s = 20 the final step has 6x6
-    patches and 30 neighbours (IPOL: 5x5 and 15); the final step searches the
+    implementation measured better: the final step has 6x6 patches and 30
+    neighbours below s = 20 (IPOL: 5x5 and 15), 7x7 and 50 from 40 to 80
+    (IPOL: 5x5 and 30); the final step searches the
     basic estimate in the first step's window, which is at most 23 origins wide
     (IPOL: up to 51); both betas are raised by 0.2; both steps
     aggregate with a Gaussian window and skip only the references that belong
@@ -174,7 +175,9 @@ def default_settings(sigma255, n_channels, ndim, *, beta_boost=0.2):
     if n_channels == 1:
         p1 = 5 if s < 30 else 7
         k1 = 35 if s < 10 else 45 if s < 30 else 90 if s < 80 else 100
-        p2, k2 = (6, 30) if s < 20 else (5, 25 if s < 40 else 30 if s < 80 else 45)
+        p2, k2 = (
+            (6, 30) if s < 20 else (5, 25) if s < 40 else (7, 50) if s < 80 else (5, 45)
+        )
         b1 = 1.1 if s < 15 else 1.0 if s < 70 else 0.9
         b2 = 1.1 if s < 15 else 1.0 if s < 35 else 0.9
     else:
