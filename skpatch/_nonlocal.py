@@ -517,6 +517,7 @@ def _final_estimate(noisy_groups, pilot_groups, sigma, settings, joint):
     inverse = np.linalg.inv(covariance + noise * np.eye(covariance.shape[-1]))
     rows = noisy - noise * np.matmul(noisy - mean, inverse)
     kept = covariance.shape[-1] - noise * np.trace(inverse, axis1=1, axis2=2)
+    kept = kept.reshape(noisy_groups.shape[0], -1).sum(axis=1)
     estimate = _from_rows(rows, noisy_groups.shape, joint)
     return estimate, 1 / np.maximum(kept, 1)
 
