@@ -397,9 +397,9 @@ cdef int _sort_band(_Bands *bands, Py_ssize_t b, const value *patches,
 
 cdef int _grow(void **buffer, Py_ssize_t *capacity, Py_ssize_t n_bytes) noexcept nogil:
     """Make ``*buffer`` hold at least ``n_bytes`` (its content is lost); -1 if out of memory."""
-    if n_bytes > capacity[0]:
+    if n_bytes > capacity[0] or buffer[0] == NULL:
         free(buffer[0])
-        buffer[0] = malloc(n_bytes)
+        buffer[0] = malloc(max(n_bytes, 1))  # malloc(0) may return NULL
         capacity[0] = n_bytes if buffer[0] != NULL else 0
     return -1 if buffer[0] == NULL else 0
 

@@ -87,6 +87,21 @@ def estimator_cases():
                 _images((3, 16, 17), seed=5),
             )
         )
+    if hasattr(skpatch, "NonLocalBayes"):
+        cases.extend(
+            [
+                (
+                    "NonLocalBayes-gray",
+                    skpatch.NonLocalBayes(noise_sigma=0.1),
+                    _images((2, 14, 15), seed=6),
+                ),
+                (
+                    "NonLocalBayes-colour",
+                    skpatch.NonLocalBayes(noise_sigma=0.1, channel_axis=-1),
+                    _images((2, 12, 13, 3), seed=7),
+                ),
+            ]
+        )
     return cases
 
 

@@ -383,6 +383,18 @@ def test_median_and_mode_in_many_bands_match_brute_force(data, reference):
         mode, reference.mode(labels, geom.spatial_shape, origins, geom.channel_axis))
 
 
+@pytest.mark.parametrize("aggregate", ["median", "mode"])
+def test_median_and_mode_with_a_band_no_patch_reaches(aggregate):
+    """Check a band of canvas rows holding no patch value (an empty band's lists)."""
+    patches = np.array([[[3]]])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reconstruct_module, "BAND_VALUES", 1)
+        rebuilt = reconstruct_from_patches(patches, (2, 1), step=(2, 1), offset=(1, 0),
+                                           padding="valid", aggregate=aggregate,
+                                           fill_value=-1)
+    np.testing.assert_array_equal(rebuilt, [[-1], [3]])
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.float32])
 def test_median_reads_any_dtype(dtype, reference):
     """Check the median of integer and float32 patches against np.median per pixel."""

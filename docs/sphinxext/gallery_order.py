@@ -16,6 +16,7 @@ EXAMPLE_ORDER = [
     # denoising
     "plot_dictionary_denoising.py",
     "plot_gmm_denoising.py",
+    "plot_nonlocal_denoising.py",
     # model selection
     "plot_grid_search_patch_size.py",
 ]
