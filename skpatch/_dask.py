@@ -109,7 +109,8 @@ def _merge_short(lengths, minimum):
         else:
             groups.append(n)
     if len(groups) > 1 and groups[-1] < minimum:
-        groups[-2] += groups.pop()
+        last = groups.pop()
+        groups[-1] += last
     return tuple(groups)
 
 
