@@ -26,10 +26,15 @@ def noisy_images(shape, seed=0, dtype=np.float64):
 
 
 def dictionary_denoiser(**params):
-    model = MiniBatchDictionaryLearning(12, alpha=0.5, max_iter=2, batch_size=64,
-                                        fit_algorithm="cd", random_state=0)
-    defaults = {"patch_size": (5, 5), "max_patches": 150, "noise_sigma": SIGMA,
-                "random_state": 0}
+    model = MiniBatchDictionaryLearning(
+        12, alpha=0.5, max_iter=2, batch_size=64, fit_algorithm="cd", random_state=0
+    )
+    defaults = {
+        "patch_size": (5, 5),
+        "max_patches": 150,
+        "noise_sigma": SIGMA,
+        "random_state": 0,
+    }
     return PatchDenoiser(model, **{**defaults, **params})
 
 
@@ -58,8 +63,9 @@ def test_lazy_transform_equals_in_memory(images, fitted, chunks):
     assert lazy.shape == X.shape
     assert lazy.chunks == X.chunks
     expected = fitted.transform(images)
-    np.testing.assert_allclose(lazy.compute(scheduler="threads"), expected,
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        lazy.compute(scheduler="threads"), expected, rtol=0, atol=1e-12
+    )
 
 
 def test_distributed_cluster_equals_in_memory(images, fitted, dask_client):
@@ -77,11 +83,11 @@ def test_distributed_fit_and_colour(dask_client):
     with dask.config.set(scheduler=dask_client):
         lazy_fit = dictionary_denoiser(patch_size=(4, 4)).fit(X)
     memory_fit = dictionary_denoiser(patch_size=(4, 4)).fit(images)
-    np.testing.assert_array_equal(lazy_fit.estimator_.components_,
-                                  memory_fit.estimator_.components_)
+    np.testing.assert_array_equal(
+        lazy_fit.estimator_.components_, memory_fit.estimator_.components_
+    )
     got = dask.compute(lazy_fit.transform(X), scheduler=dask_client)[0]
-    np.testing.assert_allclose(got, memory_fit.transform(images), rtol=0,
-                               atol=1e-12)
+    np.testing.assert_allclose(got, memory_fit.transform(images), rtol=0, atol=1e-12)
 
 
 def test_graph_pickles(images, fitted):
@@ -94,37 +100,50 @@ def test_graph_pickles(images, fitted):
 @pytest.mark.parametrize("padding", [None, "reflect", "wrap", "constant"])
 def test_pad_modes_and_offsets_through_dask(images, padding):
     """Check pad modes, offsets and windows against memory for a tiny chunking."""
-    denoiser = dictionary_denoiser(step=(2, 3), offset=(1, 2), padding=padding,
-                                   weights="hann", n_iter=2).fit(images)
+    denoiser = dictionary_denoiser(
+        step=(2, 3), offset=(1, 2), padding=padding, weights="hann", n_iter=2
+    ).fit(images)
     X = da.from_array(images, chunks=(1, 4, 6))
-    np.testing.assert_allclose(denoiser.transform(X).compute(scheduler="threads"),
-                               denoiser.transform(images), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        denoiser.transform(X).compute(scheduler="threads"),
+        denoiser.transform(images),
+        rtol=0,
+        atol=1e-12,
+    )
 
 
 def test_volume_and_float32(images):
     """Check a 3-D volume batch: float32 stays float32 and equals memory."""
     volumes = noisy_images((1, 13, 12, 11), seed=2, dtype=np.float32)
-    denoiser = PatchDenoiser(PCA(n_components=10), patch_size=(4, 4, 4),
-                             step=(1, 2, 3)).fit(volumes)
+    denoiser = PatchDenoiser(
+        PCA(n_components=10), patch_size=(4, 4, 4), step=(1, 2, 3)
+    ).fit(volumes)
     lazy = denoiser.transform(da.from_array(volumes, chunks=(1, 5, 3, 11)))
     assert lazy.dtype == np.float32
     got = lazy.compute(scheduler="threads")
     assert got.dtype == np.float32
-    np.testing.assert_allclose(got, denoiser.transform(volumes), rtol=1e-6,
-                               atol=1e-6)
+    np.testing.assert_allclose(got, denoiser.transform(volumes), rtol=1e-6, atol=1e-6)
 
 
 def test_gaussian_mixture_epll_through_dask(images):
     """Check EPLL iterations with a Gaussian-mixture prior for a lazy image."""
     rows = extract_patches(images[0], (4, 4)).reshape(-1, 16)
     prior = GaussianMixture(2, random_state=0).fit(rows - rows.mean(1, keepdims=True))
-    lazy = denoise_image(da.from_array(images[0], chunks=(9, 20)), prior,
-                         patch_size=(4, 4), noise_sigma=SIGMA, n_iter=3)
-    expected = denoise_image(images[0], prior, patch_size=(4, 4), noise_sigma=SIGMA,
-                             n_iter=3)
-    assert isinstance(lazy, da.Array) and lazy.chunks == ((9, 9, 9, 9, 1), (20, 20, 3))
-    np.testing.assert_allclose(lazy.compute(scheduler="threads"), expected,
-                               rtol=0, atol=1e-12)
+    lazy = denoise_image(
+        da.from_array(images[0], chunks=(9, 20)),
+        prior,
+        patch_size=(4, 4),
+        noise_sigma=SIGMA,
+        n_iter=3,
+    )
+    expected = denoise_image(
+        images[0], prior, patch_size=(4, 4), noise_sigma=SIGMA, n_iter=3
+    )
+    assert isinstance(lazy, da.Array)
+    assert lazy.chunks == ((9, 9, 9, 9, 1), (20, 20, 3))
+    np.testing.assert_allclose(
+        lazy.compute(scheduler="threads"), expected, rtol=0, atol=1e-12
+    )
 
 
 def test_transform_computes_nothing(fitted):
@@ -155,8 +174,9 @@ def test_fit_reads_only_the_chunks_of_the_sample():
     # 3 patches of 5x5 touch at most 4 chunks each.
     assert 0 < len(set(read)) <= 12 < 144
     memory = dictionary_denoiser(max_patches=3).fit(images)
-    np.testing.assert_array_equal(denoiser.estimator_.components_,
-                                  memory.estimator_.components_)
+    np.testing.assert_array_equal(
+        denoiser.estimator_.components_, memory.estimator_.components_
+    )
 
 
 def test_partial_fit_on_dask_batches(images):
@@ -167,8 +187,9 @@ def test_partial_fit_on_dask_batches(images):
         with dask.config.set(scheduler="threads"):
             lazy.partial_fit(X[i : i + 1])
         memory.partial_fit(images[i : i + 1])
-    np.testing.assert_allclose(lazy.estimator_.components_,
-                               memory.estimator_.components_, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        lazy.estimator_.components_, memory.estimator_.components_, rtol=0, atol=1e-12
+    )
 
 
 def test_bad_dask_input(images, fitted):

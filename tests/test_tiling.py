@@ -43,8 +43,13 @@ def tiled_geometries(draw, max_ndim=3, channels=True):
         offset.append(o)
         chunks.append(tuple(np.diff(bounds).tolist()))
     n_channels = draw(st.sampled_from([None, 1, 2])) if channels else None
-    grid = PatchGrid(tuple(shape), tuple(patch), step=tuple(step),
-                     offset=tuple(offset), padding=padding)
+    grid = PatchGrid(
+        tuple(shape),
+        tuple(patch),
+        step=tuple(step),
+        offset=tuple(offset),
+        padding=padding,
+    )
     return grid, tuple(chunks), n_channels
 
 
@@ -52,13 +57,17 @@ def brute_force_covering(grid, start, stop, reference):
     """Global origins (image coordinates) of the patches touching a box, by hand."""
     per_axis = [
         reference.axis_origins(size, p, s, o, grid.padding)
-        for size, p, s, o in zip(grid.image_shape, grid.patch_size, grid.step,
-                                 grid.offset, strict=True)
+        for size, p, s, o in zip(
+            grid.image_shape, grid.patch_size, grid.step, grid.offset, strict=True
+        )
     ]
     return sorted(
-        origin for origin in itertools.product(*per_axis)
-        if all(o < b and o + p > a for o, a, b, p in
-               zip(origin, start, stop, grid.patch_size, strict=True))
+        origin
+        for origin in itertools.product(*per_axis)
+        if all(
+            o < b and o + p > a
+            for o, a, b, p in zip(origin, start, stop, grid.patch_size, strict=True)
+        )
     )
 
 
@@ -100,11 +109,16 @@ def test_tiled_average_equals_the_untiled_one(case, weights):
     image = np.random.default_rng(0).random(grid.image_shape + channels) + 1.0
     geometry = {"step": grid.step, "offset": grid.offset, "padding": grid.padding}
     channel_axis = None if n_channels is None else -1
-    patches = extract_patches(image, grid.patch_size, channel_axis=channel_axis,
-                              **geometry)
-    expected = reconstruct_from_patches(squash(patches), image.shape,
-                                        channel_axis=channel_axis, weights=weights,
-                                        **geometry)
+    patches = extract_patches(
+        image, grid.patch_size, channel_axis=channel_axis, **geometry
+    )
+    expected = reconstruct_from_patches(
+        squash(patches),
+        image.shape,
+        channel_axis=channel_axis,
+        weights=weights,
+        **geometry,
+    )
     tiled = np.full(image.shape, -1.0)
     for _, tile in iter_tiles(grid, chunks):
         source, start = source_block(image, grid, tile)
@@ -120,9 +134,15 @@ def test_source_box_is_what_map_overlap_hands_a_block(case):
     grid, chunks, _ = case
     for _, tile in iter_tiles(grid, chunks):
         start, stop = source_box(grid, tile)
-        for a, b, t0, t1, p, size in zip(start, stop, tile.start, tile.stop,
-                                         grid.patch_size, grid.image_shape,
-                                         strict=True):
+        for a, b, t0, t1, p, size in zip(
+            start,
+            stop,
+            tile.start,
+            tile.stop,
+            grid.patch_size,
+            grid.image_shape,
+            strict=True,
+        ):
             if grid.padding == "wrap":
                 assert (a, b) == (t0 - p + 1, t1 + p - 1)
             else:
@@ -178,9 +198,10 @@ def test_chunks_must_add_up_to_the_image():
 
 
 @pytest.mark.parametrize("n_workers", [1, 2, 3, 8])
-@pytest.mark.parametrize(("shape", "patch"), [((2048, 2048), (8, 8)),
-                                              ((40, 9), (5, 5)),
-                                              ((64, 64, 64), (8, 8, 8))])
+@pytest.mark.parametrize(
+    ("shape", "patch"),
+    [((2048, 2048), (8, 8)), ((40, 9), (5, 5)), ((64, 64, 64), (8, 8, 8))],
+)
 def test_thread_chunks_cover_the_image(shape, patch, n_workers):
     """Check that thread tiles add up to the image, one tile for one worker."""
     chunks = thread_chunks(shape, patch, n_workers)
