@@ -315,7 +315,8 @@ class RowDenoiser:
             codes = error_constrained_omp(
                 rows, self.model, sigma, tol_factor=self.tol_factor
             )
-            return codes @ self.model
+            # A matmul of mixed dtypes bypasses BLAS: code in the rows' dtype.
+            return codes @ self.model.astype(codes.dtype, copy=False)
         return self.model.inverse_transform(self.model.transform(rows))
 
 

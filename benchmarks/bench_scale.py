@@ -1,0 +1,302 @@
+"""Benchmark of skpatch at scale: threads over tiles, and dask on a cluster.
+
+Run from the repository root (each part on its own; they need the machine's
+cores free, so run them when nothing else is)::
+
+    python benchmarks/bench_scale.py threads            # 2048^2, n_jobs=2 vs None
+    python benchmarks/bench_scale.py zarr               # 8192^2 zarr, 1 vs 2 workers
+    python benchmarks/bench_scale.py volume             # 512^3 zarr volume, 2 workers
+    python benchmarks/bench_scale.py threads --size 512 --rounds 2   # a quick look
+
+``threads``
+    A 2048x2048 float32 noisy image denoised by :class:`PatchDenoiser` with a
+    100-atom dictionary and ``noise_sigma`` (error-constrained coding), 8x8
+    patches, step 1, with ``n_jobs=None`` and ``n_jobs=2``, in interleaved
+    rounds; prints every time, the best of each, the speed-up and the largest
+    difference between the two results.
+``zarr``
+    An 8192x8192 float32 image (256 MiB) written to a zarr store in a temporary
+    folder, denoised by dask into another zarr store on a ``LocalCluster`` of 1
+    and then 2 worker processes with a 1 GiB memory limit each (one thread per
+    worker). Prints the wall times, the speed-up, each worker's peak resident
+    memory, whether a worker restarted or logged a memory warning, and the
+    largest difference on a 1024x1024 crop against the in-memory result of the
+    same crop plus its halo.
+``volume``
+    A 512^3 float32 volume (512 MiB) with 8^3 patches and step 2, the same way
+    on 2 workers (``--workers 1 2`` to compare).
+
+Temporary zarr stores are removed at the end. Speed is reported, never
+asserted: the exit status is 0 either way.
+"""
+
+import argparse
+import os
+import re
+import resource
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SIGMA = 0.1
+MEMORY_WARNINGS = re.compile(
+    r"memory use is high|memory limit|restarting worker|worker .* exceeded|"
+    r"paused|spill",
+    re.IGNORECASE,
+)
+
+
+def _import_skpatch():
+    try:
+        import skpatch
+    except ImportError:
+        sys.path.insert(0, str(REPO_ROOT))
+        import skpatch
+    return skpatch
+
+
+skpatch = _import_skpatch()
+
+
+def noisy_image(shape, seed=0, origin=(0,) * 3):
+    """A smooth pattern plus white noise, float32; a block of a larger image."""
+    rng = np.random.default_rng([seed, *origin])
+    axes = [(np.arange(n) + o) / 256 for n, o in zip(shape, origin, strict=False)]
+    grids = np.meshgrid(*axes, indexing="ij", sparse=True)
+    clean = 0.5 + 0.3 * np.sin(3 * sum(grids)) * np.cos(2 * grids[0])
+    return (clean + SIGMA * rng.standard_normal(shape)).astype(np.float32)
+
+
+def fitted_denoiser(patch_size, step=1, n_components=100):
+    """A PatchDenoiser with a dictionary trained on a 256^ndim sample image."""
+    from sklearn.decomposition import MiniBatchDictionaryLearning
+
+    model = MiniBatchDictionaryLearning(
+        n_components=n_components,
+        alpha=0.2,
+        max_iter=2,
+        batch_size=256,
+        fit_algorithm="cd",
+        random_state=0,
+    )
+    denoiser = skpatch.PatchDenoiser(
+        model,
+        patch_size=patch_size,
+        step=step,
+        max_patches=10000,
+        noise_sigma=SIGMA,
+        random_state=0,
+    )
+    sample = noisy_image((256,) * len(patch_size), seed=1).astype(np.float64)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        denoiser.fit(sample[None])
+    print(
+        f"dictionary of {n_components} atoms fitted in "
+        f"{time.perf_counter() - start:.1f} s"
+    )
+    return denoiser
+
+
+def header(title):
+    from threadpoolctl import threadpool_info
+
+    load = os.getloadavg()
+    blas = [(i["internal_api"], i["num_threads"]) for i in threadpool_info()]
+    print(f"== {title}")
+    print(
+        f"skpatch {skpatch.__version__} from {Path(skpatch.__file__).parent}; "
+        f"numpy {np.__version__}; cpus {os.cpu_count()}; BLAS {blas}"
+    )
+    print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
+def bench_threads(args):
+    header(f"threads: {args.size}x{args.size} float32, 8x8, step 1")
+    image = noisy_image((args.size, args.size))[None]
+    denoiser = fitted_denoiser((8, 8))
+    times, results = {None: [], 2: []}, {}
+    for round_ in range(args.rounds):
+        for n_jobs in (None, 2):
+            denoiser.set_params(n_jobs=n_jobs)
+            start = time.perf_counter()
+            results[n_jobs] = denoiser.transform(image)
+            times[n_jobs].append(time.perf_counter() - start)
+            print(
+                f"round {round_}: n_jobs={n_jobs!s:>4}: {times[n_jobs][-1]:.2f} s",
+                flush=True,
+            )
+    best = {n: min(t) for n, t in times.items()}
+    diff = float(np.abs(results[None] - results[2]).max())
+    print(
+        f"best of {args.rounds}: n_jobs=None {best[None]:.2f} s, n_jobs=2 "
+        f"{best[2]:.2f} s, speed-up {best[None] / best[2]:.2f}x (target 1.7x); "
+        f"max |difference| {diff:.2e}, dtype {results[2].dtype}"
+    )
+    load = os.getloadavg()
+    print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
+def write_zarr_input(path, shape, chunks):
+    """Write the noisy image to a zarr store chunk by chunk (never all in memory)."""
+    import dask.array as da
+
+    def block(block_info=None):
+        location = block_info[None]["array-location"]
+        return noisy_image(
+            tuple(b - a for a, b in location), origin=tuple(a for a, _ in location)
+        )
+
+    lazy = da.map_blocks(
+        block,
+        chunks=chunks_for(shape, chunks),
+        dtype=np.float32,
+        meta=np.empty((0,) * len(shape), np.float32),
+    )
+    lazy.to_zarr(str(path))
+
+
+def chunks_for(shape, chunks):
+    return tuple(
+        (c,) * (n // c) + ((n % c,) if n % c else ())
+        for n, c in zip(shape, chunks, strict=True)
+    )
+
+
+def run_on_cluster(n_workers, denoiser, source, target, memory_limit):
+    """Denoise the zarr store ``source`` into ``target`` on a fresh LocalCluster."""
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit=memory_limit,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        workers_before = set(client.scheduler_info()["workers"])
+        image = da.from_zarr(str(source))
+        lazy = denoiser.transform(image[None])[0]
+        start = time.perf_counter()
+        lazy.to_zarr(str(target), overwrite=True)
+        elapsed = time.perf_counter() - start
+        workers_after = set(client.scheduler_info()["workers"])
+        peaks = client.run(_peak_rss_mib)
+        logs = client.get_worker_logs()
+        warnings_seen = [
+            line
+            for lines in logs.values()
+            for _, line in lines
+            if MEMORY_WARNINGS.search(line)
+        ]
+    restarted = workers_before != workers_after
+    peaks_text = ", ".join(f"{p:.0f}" for p in peaks.values())
+    print(
+        f"{n_workers} worker(s): {elapsed:.1f} s; peak worker RSS {peaks_text} MiB; "
+        f"restarted: {restarted}; memory warnings: {len(warnings_seen)}",
+        flush=True,
+    )
+    for line in warnings_seen[:5]:
+        print("   ", line)
+    return elapsed
+
+
+def _peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def check_crop(denoiser, source, target, crop, halo):
+    """Max |difference| between the zarr output and memory on a crop plus halo."""
+    import zarr
+
+    inp, out = (
+        zarr.open_array(str(source), mode="r"),
+        zarr.open_array(str(target), mode="r"),
+    )
+    outer = tuple(slice(s.start - halo, s.stop + halo) for s in crop)
+    inner = tuple(slice(halo, -halo) for _ in crop)
+    expected = denoiser.set_params(n_jobs=None).transform(inp[outer][None])[0][inner]
+    return float(np.abs(out[crop] - expected).max())
+
+
+def bench_dask(args, shape, chunks, patch_size, step, crop):
+    title = "x".join(map(str, shape))
+    header(
+        f"{args.part}: {title} float32 zarr, patch {patch_size}, step {step}, "
+        f"chunks {chunks}, memory limit {args.memory_limit} per worker"
+    )
+    denoiser = fitted_denoiser(patch_size, step=step)
+    folder = Path(tempfile.mkdtemp(prefix="skpatch-bench-", dir=args.tmp))
+    try:
+        source, target = folder / "noisy.zarr", folder / "denoised.zarr"
+        start = time.perf_counter()
+        write_zarr_input(source, shape, chunks)
+        size = sum(f.stat().st_size for f in source.rglob("*") if f.is_file())
+        print(
+            f"input written in {time.perf_counter() - start:.1f} s "
+            f"({size / 2**20:.0f} MiB on disk at {folder})"
+        )
+        times = {
+            n: run_on_cluster(n, denoiser, source, target, args.memory_limit)
+            for n in args.workers
+        }
+        if len(times) > 1:
+            one, two = times[min(times)], times[max(times)]
+            print(
+                f"speed-up {max(times)} vs {min(times)} workers: {one / two:.2f}x "
+                f"(target 1.7x)"
+            )
+        # A halo that is a multiple of the step keeps the crop's grid on the global
+        # grid (the crops start on multiples of the step).
+        halo = -(-(max(patch_size) - 1) // step) * step
+        diff = check_crop(denoiser, source, target, crop, halo)
+        print(f"crop {crop}: max |difference| to the in-memory result {diff:.2e}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    load = os.getloadavg()
+    print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("part", choices=["threads", "zarr", "volume"])
+    parser.add_argument("--size", type=int, default=None, help="image side")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, nargs="+", default=None)
+    parser.add_argument("--memory-limit", default="1GiB")
+    parser.add_argument("--tmp", default=None, help="folder for the zarr stores")
+    args = parser.parse_args()
+    if args.part == "threads":
+        args.size = args.size or 2048
+        bench_threads(args)
+    elif args.part == "zarr":
+        size = args.size or 8192
+        args.workers = args.workers or [1, 2]
+        side, chunk = min(1024, size // 4), min(1024, size // 4)
+        crop = (
+            slice(size // 2 - side // 2, size // 2 + side // 2),
+            slice(size // 2 - side // 4, size // 2 + 3 * side // 4),
+        )
+        bench_dask(args, (size, size), (chunk, chunk), (8, 8), 1, crop)
+    else:
+        size = args.size or 512
+        args.workers = args.workers or [2]
+        half, chunk = size // 2, min(128, size // 4)
+        crop = (slice(half - 32, half + 32),) * 3
+        bench_dask(args, (size,) * 3, (chunk,) * 3, (8, 8, 8), 2, crop)
+
+
+if __name__ == "__main__":
+    main()
