@@ -617,13 +617,15 @@ ndarray, or dask array
                 f"MiniBatchDictionaryLearning or IncrementalPCA); got "
                 f"{_name(estimator)}, which has none: use fit"
             )
-        first_call = not hasattr(self, "estimator_")
-        if first_call:
+        if not hasattr(self, "estimator_"):
             self._fit_geometry(X)
-            self._partial_fit_rng = check_random_state(self.random_state)
             self.estimator_ = clone(estimator)
         else:
             self._check_fitted_geometry(X)
+        if not hasattr(self, "_partial_fit_rng"):
+            # One stream of draws across the calls, as scikit-learn's own
+            # partial_fit keeps its random state.
+            self._partial_fit_rng = check_random_state(self.random_state)
         rows = self._training_rows(X, self._partial_fit_rng)
         self.estimator_.partial_fit(rows)
         _check_model_features(self.estimator_, self.n_patch_features_, self.patch_size_)

@@ -443,3 +443,13 @@ def test_verbose_uses_tqdm_when_installed(data, capsys):
     denoiser = PatchDenoiser(PCA(4), patch_size=(6, 6), verbose=1, n_jobs=2)
     denoiser.fit(data["noisy_train"]).transform(data["noisy_test"])
     assert "PatchDenoiser.transform" in capsys.readouterr().err
+
+
+def test_partial_fit_after_fit_goes_on_training(data):
+    """Check that partial_fit after fit updates the fitted model."""
+    denoiser = PatchDenoiser(IncrementalPCA(4), patch_size=(6, 6), max_patches=100,
+                             random_state=0)
+    denoiser.fit(data["noisy_train"])
+    seen = denoiser.estimator_.n_samples_seen_
+    denoiser.partial_fit(data["noisy_test"])
+    assert denoiser.estimator_.n_samples_seen_ == seen + 300
