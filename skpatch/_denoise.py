@@ -312,12 +312,30 @@ class RowDenoiser:
         if self.kind == "mixture":
             return gaussian_mixture_wiener(rows, self.model, sigma)
         if self.kind == "dictionary":
-            codes = error_constrained_omp(
-                rows, self.model, sigma, tol_factor=self.tol_factor
-            )
-            # A matmul of mixed dtypes bypasses BLAS: code in the rows' dtype.
-            return codes @ self.model.astype(codes.dtype, copy=False)
+            return _sparse_estimate(rows, self.model, sigma, self.tol_factor)
         return self.model.inverse_transform(self.model.transform(rows))
+
+
+def _sparse_estimate(rows, dictionary, sigma, tol_factor):
+    """``codes @ dictionary`` of the error-constrained coding of ``rows``.
+
+    Rows already within the residual target get no atom (a zero estimate), so
+    only the others are handed to :func:`error_constrained_omp`: on smooth or
+    flat regions most patches are skipped before the dense correlation with
+    every atom is computed.
+    """
+    estimate = np.zeros_like(rows)
+    values = rows.astype(np.float64, copy=False)
+    # The test error_constrained_omp applies, on the same float64 values.
+    target = rows.shape[1] * (tol_factor * sigma) ** 2
+    active = np.einsum("ij,ij->i", values, values) > target
+    if active.any():
+        codes = error_constrained_omp(
+            rows[active], dictionary, sigma, tol_factor=tol_factor
+        )
+        # A matmul of mixed dtypes bypasses BLAS: multiply in the rows' dtype.
+        estimate[active] = codes @ dictionary.astype(codes.dtype, copy=False)
+    return estimate
 
 
 def _patch_denoiser(model, noise_sigma, tol_factor, n_iter):

@@ -453,3 +453,24 @@ def test_partial_fit_after_fit_goes_on_training(data):
     seen = denoiser.estimator_.n_samples_seen_
     denoiser.partial_fit(data["noisy_test"])
     assert denoiser.estimator_.n_samples_seen_ == seen + 300
+
+
+def test_dictionary_estimate_is_error_constrained_omp(data):
+    """Check the dictionary path against coding every patch by hand."""
+    from skpatch import error_constrained_omp, reconstruct_from_patches
+
+    dico = MiniBatchDictionaryLearning(24, alpha=0.5, max_iter=2, fit_algorithm="cd",
+                                       random_state=0)
+    denoiser = PatchDenoiser(dico, patch_size=(6, 6), max_patches=300,
+                             noise_sigma=SIGMA, random_state=0).fit(data["noisy_train"])
+    image = data["noisy_test"][0]
+    patches = extract_patches(image, (6, 6))
+    rows = patches.reshape(len(patches), -1)
+    means = rows.mean(axis=1, keepdims=True)
+    dictionary = denoiser.estimator_.components_
+    codes = error_constrained_omp(rows - means, dictionary, SIGMA)
+    assert 0 < np.mean(np.any(codes != 0, axis=1)) < 1
+    estimate = (codes @ dictionary + means).reshape(patches.shape)
+    expected = reconstruct_from_patches(estimate, image.shape)
+    np.testing.assert_allclose(denoiser.transform(image[None])[0], expected, rtol=0,
+                               atol=1e-12)
