@@ -431,9 +431,8 @@ def _float_rows(patches):
         yield start, np.ascontiguousarray(rows, dtype=output_float_dtype(rows.dtype))
 
 
-def _select_reconstruct(
-    accumulator, patches, origins, aggregate, fill_value, return_weights
-):
+def _select_reconstruct(accumulator, patches, origins, aggregate, fill_value,
+                        return_weights):
     """The median or the mode of the values covering each pixel."""
     if not is_uniform(accumulator.weights):
         raise ValueError(
