@@ -161,6 +161,12 @@ def bench_threads(args):
                 f"{used:6.2f} s cpu, load {os.getloadavg()[0]:.2f}",
                 flush=True,
             )
+        times.setdefault("2 processes", []).append(two_processes(denoiser, image))
+        print(
+            f"round {round_}: 2 processes, one half each (BLAS 1): "
+            f"{times['2 processes'][-1]:6.2f} s wall",
+            flush=True,
+        )
     best = {name: min(t) for name, t in times.items()}
     diff = float(np.abs(results["None"] - results["2"]).max())
     print(
@@ -172,8 +178,50 @@ def bench_threads(args):
         f"with one BLAS thread: {best['None, BLAS 1'] / best['2']:.2f}x "
         f"(target 1.7x); max |difference| {diff:.2e}, dtype {results['2'].dtype}"
     )
+    ceiling = best["None, BLAS 1"] / best["2 processes"]
+    print(
+        f"the machine's own ceiling: two processes on a half each take "
+        f"{best['2 processes']:.2f} s, {ceiling:.2f}x faster than one process on "
+        f"the whole"
+    )
     load = os.getloadavg()
     print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
+def two_processes(denoiser, image):
+    """Wall time of two processes denoising one half of the image each, at once.
+
+    No threads and one BLAS thread each: how much faster two cores of this
+    machine do independent work than one, the ceiling of any n_jobs=2.
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    half = image.shape[1] // 2
+    parts = [image[:, :half], image[:, half:]]
+    barrier, queue = context.Barrier(3), context.Queue()
+    workers = [
+        context.Process(target=_denoise_part, args=(denoiser, part, barrier, queue))
+        for part in parts
+    ]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    start = time.perf_counter()
+    ends = [queue.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    return max(ends) - start
+
+
+def _denoise_part(denoiser, part, barrier, queue):
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        denoiser.set_params(n_jobs=None).transform(part[:, :64])  # warm up
+        barrier.wait()
+        denoiser.transform(part)
+    queue.put(time.perf_counter())
 
 
 def write_zarr_input(path, shape, chunks):
