@@ -6,6 +6,7 @@ cores free, so run them when nothing else is)::
     python benchmarks/bench_scale.py threads            # 2048^2, n_jobs=2 vs None
     python benchmarks/bench_scale.py zarr               # 8192^2 zarr, 1 vs 2 workers
     python benchmarks/bench_scale.py volume             # 512^3 zarr volume, 2 workers
+    python benchmarks/bench_scale.py zarr --rounds 2    # best of 2 interleaved runs
     python benchmarks/bench_scale.py threads --size 512 --rounds 2   # a quick look
 
 ``threads``
