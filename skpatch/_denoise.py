@@ -17,7 +17,15 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._extract import extract_patches
 from ._grid import PatchGrid
-from ._parallel import Progress, resolve_n_jobs, run_tasks, thread_chunks, tile_average
+from ._parallel import (
+    BATCH_BYTES,
+    THREAD_BATCH_BYTES,
+    Progress,
+    resolve_n_jobs,
+    run_tasks,
+    thread_chunks,
+    tile_average,
+)
 from ._priors import error_constrained_omp, gaussian_mixture_wiener, mixture_spectra
 from ._tiling import covers_every_pixel, iter_tiles, source_block
 from ._transformers import _GEOMETRY_CONSTRAINTS, _MAX_PATCHES_CONSTRAINT
@@ -222,6 +230,7 @@ def denoise_images(
                     denoiser,
                     sigma,
                     progress.update,
+                    THREAD_BATCH_BYTES if n_workers > 1 else BATCH_BYTES,
                 )
                 for average, estimate, tiles in zip(
                     averages, estimates, tilings, strict=True
@@ -240,10 +249,12 @@ def denoise_images(
     return estimates
 
 
-def _average_into(out, image, tile, denoiser, sigma, on_batch):
+def _average_into(out, image, tile, denoiser, sigma, on_batch, batch_bytes):
     source, source_start = source_block(image, tile.grid, tile)
     index = tuple(slice(a, b) for a, b in zip(tile.start, tile.stop, strict=True))
-    out[index] = denoiser.average(source, source_start, tile, sigma, on_batch)
+    out[index] = denoiser.average(
+        source, source_start, tile, sigma, on_batch, batch_bytes=batch_bytes
+    )
 
 
 @dataclass(frozen=True)
@@ -279,7 +290,9 @@ class TileDenoiser:
             )
         return grid
 
-    def average(self, source, source_start, tile, sigma, on_batch=None):
+    def average(
+        self, source, source_start, tile, sigma, on_batch=None, batch_bytes=BATCH_BYTES
+    ):
         """The tile's pixels: the overlap average of its denoised patches."""
         return tile_average(
             source,
@@ -288,6 +301,7 @@ class TileDenoiser:
             partial(self.denoise_patches, sigma=sigma),
             weights=self.weights,
             on_batch=on_batch,
+            batch_bytes=batch_bytes,
         )
 
     def denoise_patches(self, patches, sigma):

@@ -20,15 +20,25 @@ from ._reconstruct import PatchAccumulator
 from ._tiling import gather_region
 from ._validation import output_float_dtype
 
-# Patch values per batch of a tile, counted in float64: 2 MiB (4096 8x8 patches)
-# keeps a batch's arrays in the cache and their allocations cheap.
+# Patch values per batch of a tile, counted in float64. 2 MiB (4096 8x8 patches)
+# keeps a batch's arrays in the cache on one thread; threads take 16 MiB, as
+# the numpy calls of a batch hold the GIL between them, and larger batches make
+# fewer, longer calls (Amdahl's law on the GIL-held share).
 BATCH_BYTES = 2 * 2**20
+THREAD_BATCH_BYTES = 16 * 2**20
 # Tiles per worker thread, so that uneven tiles still keep every worker busy.
 TILES_PER_WORKER = 4
 
 
 def tile_average(
-    source, source_start, tile, transform, *, weights="uniform", on_batch=None
+    source,
+    source_start,
+    tile,
+    transform,
+    *,
+    weights="uniform",
+    on_batch=None,
+    batch_bytes=BATCH_BYTES,
 ):
     """Overlap-average the transformed patches covering a tile; return its pixels.
 
@@ -47,6 +57,8 @@ def tile_average(
         Window of the overlap average.
     on_batch : callable, default=None
         Called with the number of patches of every batch done (progress).
+    batch_bytes : int, default=BATCH_BYTES
+        Patches per batch, as bytes of float64 patch values.
 
     Returns
     -------
@@ -72,7 +84,7 @@ def tile_average(
         dtype=dtype,
     )
     shift = np.subtract(tile.region_start, box_start)
-    batch = max(1, BATCH_BYTES // (8 * math.prod(grid.patch_size + channels)))
+    batch = max(1, batch_bytes // (8 * math.prod(grid.patch_size + channels)))
     for first in range(0, tile.n_patches, batch):
         origins = tile.origins(first, min(first + batch, tile.n_patches))
         patches = extract_patches(
