@@ -256,7 +256,7 @@ def worker_malloc_environ(default_malloc):
 
     distributed sets ``MALLOC_TRIM_THRESHOLD_=65536`` in its workers, which
     also freezes glibc's mmap threshold at 128 KiB: every batch array is then
-    fresh memory, and the page faults double the time of patch work. A 32 MiB
+    fresh memory, and the page faults triple the time of patch work. A 32 MiB
     mmap threshold and a 128 MiB trim threshold let batches reuse the heap.
     """
     if default_malloc:
