@@ -1,6 +1,9 @@
 """Image denoising with a patch model: the functional core and its estimator."""
 
 import math
+import sys
+from dataclasses import dataclass
+from functools import partial
 from numbers import Integral, Real
 from typing import ClassVar
 
@@ -12,10 +15,19 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._extract import extract_patches, iter_patches
+from ._extract import extract_patches
 from ._grid import PatchGrid
+from ._parallel import (
+    BATCH_BYTES,
+    THREAD_BATCH_BYTES,
+    Progress,
+    resolve_n_jobs,
+    run_tasks,
+    thread_chunks,
+    tile_average,
+)
 from ._priors import error_constrained_omp, gaussian_mixture_wiener, mixture_spectra
-from ._reconstruct import PatchAccumulator
+from ._tiling import covers_every_pixel, iter_tiles, source_block
 from ._transformers import _GEOMETRY_CONSTRAINTS, _MAX_PATCHES_CONSTRAINT
 from ._validation import as_axis_tuple, output_float_dtype
 from ._windows import WINDOW_NAMES
@@ -28,11 +40,15 @@ def denoise_image(
     *,
     patch_size,
     step=1,
+    offset=0,
+    padding=None,
     remove_mean=True,
     weights="uniform",
     noise_sigma=None,
     n_iter=1,
     tol_factor=1.15,
+    n_jobs=None,
+    verbose=0,
 ):
     """Denoise one image with a fitted patch model, by overlap-averaging its patches.
 
@@ -53,16 +69,28 @@ def denoise_image(
 
     Parameters
     ----------
-    image : ndarray of shape (*spatial_shape)
-        A single-channel image (or volume), float.
+    image : ndarray or dask array of shape (*spatial_shape) or (*spatial_shape, \
+n_channels)
+        A grey image (or volume), or a colour image with its channels last
+        (one axis more than ``patch_size``). A dask array gives a lazy dask
+        array back, see :ref:`large_images`.
     model : estimator
-        A patch model fitted on flattened patches of ``prod(patch_size)`` values.
-    patch_size : tuple of int
-        Spatial patch shape.
+        A patch model fitted on flattened patches of ``prod(patch_size) *
+        n_channels`` values (channels last inside a patch, as
+        :class:`PatchExtractor` lays them out).
+    patch_size : int or tuple of int
+        Spatial patch shape; an int is used on every axis of ``image`` (so a
+        colour image needs a tuple).
     step : int or tuple of int, default=1
         Stride between patches.
+    offset : int or tuple of int, default=0
+        Origin of the first regular patch, see :class:`PatchGrid`.
+    padding : {None, 'valid', 'reflect', 'symmetric', 'edge', 'constant', 'wrap'}, \
+default=None
+        Edge policy, see :class:`PatchGrid`; every pixel must be covered.
     remove_mean : bool, default=True
-        Remove each patch's mean before the model sees it, add it back after.
+        Remove each patch's mean (per channel) before the model sees it, add it
+        back after.
     weights : {'uniform', 'gaussian', 'hann', 'triangular'}, tuple or array-like, \
 default='uniform'
         Window of the overlap average, see :func:`patch_window`.
@@ -73,11 +101,19 @@ default='uniform'
         2011); needs ``noise_sigma`` when > 1.
     tol_factor : float, default=1.15
         Residual gain of the error-constrained sparse coding.
+    n_jobs : int, default=None
+        Threads denoising tiles of the image at once: ``None`` means 1 (unless
+        in a :func:`joblib.parallel_config` context), ``-1`` every core. The
+        result is the same to float rounding for any ``n_jobs``.
+    verbose : int, default=0
+        Report progress (patches done, rate, time left) on stderr: a tqdm bar
+        when tqdm is installed, plain lines otherwise.
 
     Returns
     -------
-    denoised : ndarray of the shape of ``image``
-        The overlap average of the patch estimates (after ``n_iter`` iterations).
+    denoised : ndarray (or dask array) of the shape of ``image``
+        The overlap average of the patch estimates (after ``n_iter``
+        iterations); float32 for a float32 image, float64 otherwise.
 
     Notes
     -----
@@ -93,8 +129,11 @@ default='uniform'
     :math:`\\beta = m_t / \\sigma^2` away from the borders; here the balance is
     kept the same at the borders and for any step.
 
-    Patches are processed in batches of about 16 MiB (:func:`iter_patches`), so
-    besides the model's own work arrays memory stays a few image-sized arrays.
+    With ``n_jobs`` the image is cut into tiles; each tile is denoised from the
+    patches of the global grid that cover it (read from the tile plus a halo of
+    ``patch_size - 1``), so tiling changes nothing but the float rounding.
+    Patches are processed in batches of about 16 MiB per tile, so besides the
+    model's own work arrays memory stays a few image-sized arrays.
 
     Examples
     --------
@@ -107,24 +146,31 @@ default='uniform'
     >>> prior = GaussianMixture(2, random_state=0).fit(rows)
     >>> noisy = clean + 0.2 * rng.standard_normal(clean.shape)
     >>> denoised = denoise_image(noisy, prior, patch_size=(5, 5), remove_mean=False,
-    ...                          noise_sigma=0.2)
+    ...                          noise_sigma=0.2, n_jobs=2)
     >>> denoised.shape
     (40, 50)
     >>> bool(np.abs(denoised - clean).mean() < np.abs(noisy - clean).mean() / 2)
     True
     """
-    patch_denoiser = _patch_denoiser(model, noise_sigma, tol_factor, n_iter)
-    estimate = image
-    for iteration in range(n_iter):
-        multiplier = _beta_multiplier(iteration)
-        sigma = None if noise_sigma is None else noise_sigma / math.sqrt(multiplier)
-        average = _denoise_patches_once(
-            estimate, patch_denoiser, sigma, patch_size, step, remove_mean, weights
-        )
-        if n_iter == 1:
-            return average
-        estimate = (image + multiplier * average) / (1 + multiplier)
-    return estimate
+    n_spatial = len(patch_size) if isinstance(patch_size, tuple) else np.ndim(image)
+    denoiser = TileDenoiser(
+        as_axis_tuple(patch_size, n_spatial, "patch_size", minimum=1),
+        step,
+        offset,
+        padding,
+        _patch_denoiser(model, noise_sigma, tol_factor, n_iter),
+        remove_mean,
+        weights,
+    )
+    if is_dask_array(image):
+        from ._dask import denoise_dask
+
+        return denoise_dask(image[None], denoiser, noise_sigma, n_iter)[0]
+    (image,), _ = _check_images([image], n_spatial)
+    _check_image_sizes([image.shape], denoiser.patch_size)
+    return denoise_images(
+        [image], denoiser, noise_sigma, n_iter, n_jobs=n_jobs, verbose=verbose
+    )[0]
 
 
 def _beta_multiplier(iteration):
@@ -132,32 +178,203 @@ def _beta_multiplier(iteration):
     return 1 if iteration == 0 else 2 ** (iteration + 1)
 
 
-def _denoise_patches_once(image, patch_denoiser, sigma, patch_size, step,
-                          remove_mean, weights):
-    accumulator = PatchAccumulator(image.shape, patch_size, step=step, weights=weights)
-    for patches, origins in iter_patches(image, patch_size, step=step):
-        rows = patches.reshape(len(patches), -1)
-        means = rows.mean(axis=1, keepdims=True) if remove_mean else 0.0
-        estimate = np.asarray(patch_denoiser(rows - means, sigma)) + means
-        accumulator.add(estimate.reshape(patches.shape), origins)
-    return accumulator.result(fill_value=None)
+def iteration_schedule(noise_sigma, n_iter):
+    """Per EPLL iteration, the multiplier ``m_t`` and the noise level of the pass."""
+    for iteration in range(n_iter):
+        multiplier = _beta_multiplier(iteration)
+        sigma = None if noise_sigma is None else noise_sigma / math.sqrt(multiplier)
+        yield multiplier, sigma
+
+
+def denoise_images(
+    images,
+    denoiser,
+    noise_sigma,
+    n_iter,
+    *,
+    n_jobs=None,
+    verbose=0,
+    description="denoising",
+):
+    """Denoise in-memory images tile by tile, the tiles of all images in threads.
+
+    Each EPLL iteration is one tiled pass over the current estimates (the
+    threads meet between passes: the halos of the next pass read the finished
+    estimate), then the estimates are blended with the noisy images.
+    """
+    n_workers = resolve_n_jobs(n_jobs)
+    images = [
+        image.astype(output_float_dtype(image.dtype), copy=False) for image in images
+    ]
+    grids = [denoiser.grid(image.shape) for image in images]
+    tilings = [
+        list(
+            iter_tiles(
+                grid, thread_chunks(grid.image_shape, grid.patch_size, n_workers)
+            )
+        )
+        for grid in grids
+    ]
+    total = n_iter * sum(tile.n_patches for tiles in tilings for _, tile in tiles)
+    progress = Progress(total, description, verbose=verbose)
+    estimates = images
+    try:
+        for multiplier, sigma in iteration_schedule(noise_sigma, n_iter):
+            averages = [np.empty_like(image) for image in images]
+            tasks = [
+                partial(
+                    _average_into,
+                    average,
+                    estimate,
+                    tile,
+                    denoiser,
+                    sigma,
+                    progress.update,
+                    THREAD_BATCH_BYTES if n_workers > 1 else BATCH_BYTES,
+                )
+                for average, estimate, tiles in zip(
+                    averages, estimates, tilings, strict=True
+                )
+                for _, tile in tiles
+            ]
+            run_tasks(tasks, n_workers)
+            if n_iter == 1:
+                return averages
+            estimates = [
+                (image + multiplier * average) / (1 + multiplier)
+                for image, average in zip(images, averages, strict=True)
+            ]
+    finally:
+        progress.close()
+    return estimates
+
+
+def _average_into(out, image, tile, denoiser, sigma, on_batch, batch_bytes):
+    source, source_start = source_block(image, tile.grid, tile)
+    index = tuple(slice(a, b) for a, b in zip(tile.start, tile.stop, strict=True))
+    out[index] = denoiser.average(
+        source, source_start, tile, sigma, on_batch, batch_bytes=batch_bytes
+    )
+
+
+@dataclass(frozen=True)
+class TileDenoiser:
+    """Everything one tile needs to be denoised, in one picklable object.
+
+    Threads and dask tasks call :meth:`average` on a tile of the global grid
+    that :meth:`grid` lays on an image.
+    """
+
+    patch_size: tuple
+    step: object
+    offset: object
+    padding: object
+    row_denoiser: object
+    remove_mean: bool
+    weights: object
+
+    def grid(self, image_shape):
+        """The global grid of an image (channels, if any, after the spatial axes)."""
+        grid = PatchGrid(
+            tuple(image_shape[: len(self.patch_size)]),
+            self.patch_size,
+            step=self.step,
+            offset=self.offset,
+            padding=self.padding,
+        )
+        if not covers_every_pixel(grid):
+            raise ValueError(
+                f"some pixels are not covered by any patch for {grid._describe()}; "
+                f"denoising needs every pixel covered: use a step <= patch_size or "
+                f"another padding"
+            )
+        return grid
+
+    def average(
+        self, source, source_start, tile, sigma, on_batch=None, batch_bytes=BATCH_BYTES
+    ):
+        """The tile's pixels: the overlap average of its denoised patches."""
+        return tile_average(
+            source,
+            source_start,
+            tile,
+            partial(self.denoise_patches, sigma=sigma),
+            weights=self.weights,
+            on_batch=on_batch,
+            batch_bytes=batch_bytes,
+        )
+
+    def denoise_patches(self, patches, sigma):
+        """Estimate every patch (means per channel removed and put back).
+
+        ``patches`` (a fresh float copy, as :func:`extract_patches` gives) is
+        centred in place: every batch allocates as little as it can, since
+        fresh memory costs page faults (all the more in dask workers, whose
+        ``MALLOC_TRIM_THRESHOLD_`` hands freed memory straight back).
+        """
+        n_patches = len(patches)
+        values = patches.reshape(n_patches, math.prod(self.patch_size), -1)
+        means = values.mean(axis=1, keepdims=True) if self.remove_mean else None
+        if means is not None:
+            values -= means
+        rows = values.reshape(n_patches, -1)
+        estimate = np.asarray(self.row_denoiser(rows, sigma)).reshape(values.shape)
+        if means is not None:
+            estimate += means
+        return estimate.reshape(patches.shape)
+
+
+@dataclass(frozen=True)
+class RowDenoiser:
+    """``f(rows, sigma) -> denoised rows`` for one kind of model; picklable."""
+
+    kind: str
+    model: object
+    tol_factor: float = 1.15
+
+    def __call__(self, rows, sigma):
+        if self.kind == "mixture":
+            return gaussian_mixture_wiener(rows, self.model, sigma)
+        if self.kind == "dictionary":
+            return _sparse_estimate(rows, self.model, sigma, self.tol_factor)
+        return self.model.inverse_transform(self.model.transform(rows))
+
+
+def _sparse_estimate(rows, dictionary, sigma, tol_factor):
+    """``codes @ dictionary`` of the error-constrained coding of ``rows``.
+
+    Rows already within the residual target get no atom (a zero estimate), so
+    only the others are handed to :func:`error_constrained_omp`: on smooth or
+    flat regions most patches are skipped before the dense correlation with
+    every atom is computed.
+    """
+    estimate = np.zeros_like(rows)
+    target = rows.shape[1] * (tol_factor * sigma) ** 2
+    # error_constrained_omp applies this test itself (in float64); the margin
+    # only hands it the rows whose float32 norm is too close to call.
+    active = np.einsum("ij,ij->i", rows, rows) > target * (1 - 1e-5)
+    if active.any():
+        codes = error_constrained_omp(
+            rows[active], dictionary, sigma, tol_factor=tol_factor
+        )
+        # A matmul of mixed dtypes bypasses BLAS: multiply in the rows' dtype.
+        estimate[active] = codes @ dictionary.astype(codes.dtype, copy=False)
+    return estimate
 
 
 def _patch_denoiser(model, noise_sigma, tol_factor, n_iter):
-    """Return ``f(rows, sigma) -> denoised rows`` for the kind of ``model``."""
+    """Return the :class:`RowDenoiser` for the kind of ``model``."""
     if is_mixture(model):
         if noise_sigma is None:
             raise ValueError(
                 f"a Gaussian-mixture prior ({_name(model)}) needs noise_sigma, the "
                 f"standard deviation of the noise; got noise_sigma=None"
             )
-        spectra = mixture_spectra(model)
-        return lambda rows, sigma: gaussian_mixture_wiener(rows, spectra, sigma)
+        return RowDenoiser("mixture", mixture_spectra(model))
     if is_dictionary(model) and noise_sigma is not None:
-        dictionary = np.asarray(model.components_)
-        return lambda rows, sigma: error_constrained_omp(
-            rows, dictionary, sigma, tol_factor=tol_factor
-        ) @ dictionary
+        return RowDenoiser(
+            "dictionary", np.asarray(model.components_), tol_factor=tol_factor
+        )
     if noise_sigma is not None:
         raise ValueError(
             f"noise_sigma is used by Gaussian-mixture priors (means_, covariances_) "
@@ -177,7 +394,13 @@ def _patch_denoiser(model, noise_sigma, tol_factor, n_iter):
                 f"noise_sigma, so it needs transform and inverse_transform; it has "
                 f"no {method}"
             )
-    return lambda rows, sigma: model.inverse_transform(model.transform(rows))
+    return RowDenoiser("model", model)
+
+
+def is_dask_array(X):
+    """Whether ``X`` is a dask array, without importing dask for numpy users."""
+    dask_array = sys.modules.get("dask.array")
+    return dask_array is not None and isinstance(X, dask_array.Array)
 
 
 def is_mixture(model):
@@ -221,13 +444,21 @@ class PatchDenoiser(TransformerMixin, BaseEstimator):
         ``MiniBatchDictionaryLearning(n_components=100, alpha=0.2, max_iter=3,
         batch_size=256, fit_algorithm='cd', random_state=random_state)``.
     patch_size : int or tuple of int, default=(8, 8)
-        Spatial patch shape; an int is used on every spatial axis.
+        Spatial patch shape; an int is used on every axis of an image after the
+        first (batch) axis, so colour images need a tuple.
     step : int or tuple of int, default=1
         Stride between patches, when fitting and denoising. Larger steps are
         faster (``prod(step)`` times fewer patches) and a little worse.
+    offset : int or tuple of int, default=0
+        Origin of the first regular patch, see :class:`PatchGrid`.
+    padding : {None, 'valid', 'reflect', 'symmetric', 'edge', 'constant', 'wrap'}, \
+default=None
+        Edge policy of the grid, see :class:`PatchGrid`. Denoising needs every
+        pixel covered.
     remove_mean : bool, default=True
-        Remove each patch's mean before the model sees it (when fitting and
-        denoising) and add it back after, so the model only describes texture.
+        Remove each patch's mean (per channel) before the model sees it (when
+        fitting and denoising) and add it back after, so the model only
+        describes texture.
     weights : {'uniform', 'gaussian', 'hann', 'triangular'}, tuple or array-like, \
 default='uniform'
         Window of the overlap average, see :func:`patch_window`.
@@ -245,6 +476,15 @@ default='uniform'
     tol_factor : float, default=1.15
         Residual target of the error-constrained coding,
         ``n_features * (tol_factor * noise_sigma) ** 2``.
+    n_jobs : int, default=None
+        Threads denoising tiles of the images at once (in-memory input):
+        ``None`` means 1 (unless in a :func:`joblib.parallel_config` context),
+        ``-1`` every core. BLAS runs one thread per worker meanwhile. Dask
+        input runs on dask's scheduler instead.
+    verbose : int, default=0
+        Report the progress of ``transform`` (patches done, rate, time left) on
+        stderr, with tqdm when it is installed. Dask work reports through
+        ``dask.diagnostics.ProgressBar`` or the distributed dashboard.
     random_state : int, RandomState instance or None, default=None
         Draws the patches of ``max_patches`` (and seeds the default estimator).
 
@@ -254,8 +494,10 @@ default='uniform'
         The fitted patch model.
     patch_size_ : tuple of int
         The spatial patch shape, one int per spatial axis.
+    n_channels_ : int or None
+        Channels of the images seen in ``fit`` (None for grey images).
     n_patch_features_ : int
-        Values per flattened patch, ``prod(patch_size_)``.
+        Values per flattened patch, ``prod(patch_size_) * n_channels_``.
 
     See Also
     --------
@@ -265,15 +507,23 @@ default='uniform'
 
     Notes
     -----
-    Images are single-channel (grey images, volumes); denoise colour images
-    channel by channel, or in a decorrelated colour space. ``transform`` keeps
-    the container: a 3-D array ``(n_images, height, width)`` gives one back, a
-    list of images of different shapes gives a list. float32 images give
-    float32; everything else float64.
+    Images are grey ``(n_images, *spatial_shape)`` or colour ``(n_images,
+    *spatial_shape, n_channels)`` with the channels last (one axis more than
+    ``patch_size``). A colour patch is one row of ``prod(patch_size) *
+    n_channels`` values, channels last (as :class:`PatchExtractor` lays them
+    out): the model is fitted on, and denoises, whole colour patches, so it
+    learns the correlations between channels; ``remove_mean`` removes the mean
+    of every channel of a patch. ``transform`` keeps the container: an array
+    gives an array back, a list of images of different shapes gives a list, a
+    dask array gives a lazy dask array (see :ref:`large_images`). float32
+    images give float32; everything else float64.
 
     Fitting holds the sampled patch matrix, ``n_images * max_patches *
     n_patch_features_`` values; denoising works in batches of about 16 MiB of
-    patches per image.
+    patches per tile. With ``n_jobs`` each image is cut into tiles, each
+    denoised from the patches of the global grid covering it, so the result
+    does not depend on ``n_jobs`` (nor on a dask array's chunks) but for the
+    float rounding.
 
     Examples
     --------
@@ -287,18 +537,29 @@ default='uniform'
     (3, 32, 40)
     >>> [image.shape for image in denoiser.predict([noisy[0], noisy[1, :20]])]
     [(32, 40), (20, 40)]
+    >>> colour = rng.random((2, 32, 40, 3))
+    >>> denoiser.fit(colour).n_patch_features_, denoiser.transform(colour).shape
+    (108, (2, 32, 40, 3))
     """
 
     _parameter_constraints: ClassVar[dict] = {
         "estimator": [HasMethods(["fit"]), None],
         "patch_size": _GEOMETRY_CONSTRAINTS["patch_size"],
         "step": _GEOMETRY_CONSTRAINTS["step"],
+        "offset": _GEOMETRY_CONSTRAINTS["offset"],
+        "padding": _GEOMETRY_CONSTRAINTS["padding"],
         "remove_mean": ["boolean"],
         "weights": [StrOptions(set(WINDOW_NAMES)), tuple, np.ndarray],
         "max_patches": _MAX_PATCHES_CONSTRAINT,
         "noise_sigma": [Interval(Real, 0, None, closed="neither"), None],
         "n_iter": [Interval(Integral, 1, None, closed="left")],
         "tol_factor": [Interval(Real, 0, None, closed="neither")],
+        "n_jobs": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(Integral, None, -1, closed="right"),
+            None,
+        ],
+        "verbose": ["verbose"],
         "random_state": ["random_state"],
     }
 
@@ -308,23 +569,31 @@ default='uniform'
         *,
         patch_size=(8, 8),
         step=1,
+        offset=0,
+        padding=None,
         remove_mean=True,
         weights="uniform",
         max_patches=None,
         noise_sigma=None,
         n_iter=1,
         tol_factor=1.15,
+        n_jobs=None,
+        verbose=0,
         random_state=None,
     ):
         self.estimator = estimator
         self.patch_size = patch_size
         self.step = step
+        self.offset = offset
+        self.padding = padding
         self.remove_mean = remove_mean
         self.weights = weights
         self.max_patches = max_patches
         self.noise_sigma = noise_sigma
         self.n_iter = n_iter
         self.tol_factor = tol_factor
+        self.n_jobs = n_jobs
+        self.verbose = verbose
         self.random_state = random_state
 
     @_fit_context(
@@ -336,8 +605,11 @@ default='uniform'
 
         Parameters
         ----------
-        X : ndarray of shape (n_images, *spatial_shape) or list of ndarray
-            Training images (usually the noisy images themselves).
+        X : ndarray of shape (n_images, *spatial_shape[, n_channels]), list of \
+ndarray, or dask array
+            Training images (usually the noisy images themselves). Of a dask
+            array only the chunks holding sampled patches (with their halos)
+            are computed.
         y : None
             Ignored; present for API consistency (``GridSearchCV`` passes the
             clean images here to score with).
@@ -347,25 +619,57 @@ default='uniform'
         self : PatchDenoiser
             The fitted denoiser.
         """
-        images, _ = _check_images(X, _n_spatial(self.patch_size, X))
-        self.patch_size_ = as_axis_tuple(
-            self.patch_size, images[0].ndim, "patch_size", minimum=1
-        )
-        self.n_patch_features_ = math.prod(self.patch_size_)
-        _check_image_sizes(images, self.patch_size_)
+        self._fit_geometry(X)
         estimator = self._make_estimator()
         if isinstance(estimator, FrozenEstimator):
             self.estimator_ = estimator
         else:
-            rows = training_patches(
-                images,
-                self.patch_size_,
-                step=self.step,
-                max_patches=self.max_patches,
-                remove_mean=self.remove_mean,
-                random_state=self.random_state,
-            )
+            rows = self._training_rows(X, check_random_state(self.random_state))
             self.estimator_ = clone(estimator).fit(rows)
+        _check_model_features(self.estimator_, self.n_patch_features_, self.patch_size_)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def partial_fit(self, X, y=None):
+        """Update the model with the (sampled) patches of one batch of images.
+
+        For patch models with ``partial_fit`` (such as
+        :class:`~sklearn.decomposition.MiniBatchDictionaryLearning` or
+        :class:`~sklearn.decomposition.IncrementalPCA`): a stream of frames or
+        slices, each batch drawn ``max_patches`` per image, trains one model.
+        The first call fixes the geometry; later batches must match it.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_images, *spatial_shape[, n_channels]), list of \
+ndarray, or dask array
+            One batch of training images.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : PatchDenoiser
+            The updated denoiser.
+        """
+        estimator = self._make_estimator()
+        if not hasattr(estimator, "partial_fit"):
+            raise ValueError(
+                f"partial_fit needs a patch model with partial_fit (such as "
+                f"MiniBatchDictionaryLearning or IncrementalPCA); got "
+                f"{_name(estimator)}, which has none: use fit"
+            )
+        if not hasattr(self, "estimator_"):
+            self._fit_geometry(X)
+            self.estimator_ = clone(estimator)
+        else:
+            self._check_fitted_geometry(X)
+        if not hasattr(self, "_partial_fit_rng"):
+            # One stream of draws across the calls, as scikit-learn's own
+            # partial_fit keeps its random state.
+            self._partial_fit_rng = check_random_state(self.random_state)
+        rows = self._training_rows(X, self._partial_fit_rng)
+        self.estimator_.partial_fit(rows)
         _check_model_features(self.estimator_, self.n_patch_features_, self.patch_size_)
         return self
 
@@ -374,19 +678,47 @@ default='uniform'
 
         Parameters
         ----------
-        X : ndarray of shape (n_images, *spatial_shape) or list of ndarray
-            Noisy images, each of any shape at least ``patch_size``.
+        X : ndarray of shape (n_images, *spatial_shape[, n_channels]), list of \
+ndarray, or dask array
+            Noisy images, each of any shape at least ``patch_size``, with the
+            channels seen in ``fit``.
 
         Returns
         -------
-        denoised : ndarray of shape X.shape, or list of ndarray
-            An array for an array input, a list of images for a list.
+        denoised : ndarray of shape X.shape, list of ndarray, or dask array
+            An array for an array input, a list of images for a list, a lazy
+            dask array with the chunks of ``X`` for a dask array.
         """
         check_is_fitted(self)
         self._validate_params()
+        denoiser = TileDenoiser(
+            self.patch_size_,
+            self.step,
+            self.offset,
+            self.padding,
+            _patch_denoiser(
+                self.estimator_, self.noise_sigma, self.tol_factor, self.n_iter
+            ),
+            self.remove_mean,
+            self.weights,
+        )
+        if is_dask_array(X):
+            from ._dask import denoise_dask
+
+            self._check_dask_input(X)
+            return denoise_dask(X, denoiser, self.noise_sigma, self.n_iter)
         images, as_array = _check_images(X, len(self.patch_size_))
-        _check_image_sizes(images, self.patch_size_)
-        denoised = [self._denoise(image) for image in images]
+        self._check_channels(images)
+        _check_image_sizes([i.shape for i in images], self.patch_size_)
+        denoised = denoise_images(
+            images,
+            denoiser,
+            self.noise_sigma,
+            self.n_iter,
+            n_jobs=self.n_jobs,
+            verbose=self.verbose,
+            description=f"{type(self).__name__}.transform",
+        )
         return np.stack(denoised) if as_array else denoised
 
     def predict(self, X):
@@ -394,13 +726,15 @@ default='uniform'
 
         Parameters
         ----------
-        X : ndarray of shape (n_images, *spatial_shape) or list of ndarray
+        X : ndarray of shape (n_images, *spatial_shape[, n_channels]), list of \
+ndarray, or dask array
             Noisy images.
 
         Returns
         -------
-        denoised : ndarray of shape X.shape, or list of ndarray
-            An array for an array input, a list of images for a list.
+        denoised : ndarray of shape X.shape, list of ndarray, or dask array
+            An array for an array input, a list of images for a list, a lazy
+            dask array for a dask array.
         """
         return self.transform(X)
 
@@ -412,7 +746,8 @@ default='uniform'
 
         Parameters
         ----------
-        X : ndarray of shape (n_images, *spatial_shape) or list of ndarray
+        X : ndarray of shape (n_images, *spatial_shape[, n_channels]) or list \
+of ndarray
             Noisy images.
         y : ndarray or list of ndarray
             The clean images, with the same shapes.
@@ -424,20 +759,77 @@ default='uniform'
         """
         return psnr_scorer(self, X, y)
 
-    def _denoise(self, image):
-        dtype = output_float_dtype(image.dtype)
-        denoised = denoise_image(
-            image.astype(dtype, copy=False),
-            self.estimator_,
-            patch_size=self.patch_size_,
-            step=self.step,
-            remove_mean=self.remove_mean,
-            weights=self.weights,
-            noise_sigma=self.noise_sigma,
-            n_iter=self.n_iter,
-            tol_factor=self.tol_factor,
+    def _fit_geometry(self, X):
+        """Check the training images; set patch_size_, n_channels_ and the features."""
+        n_spatial = _n_spatial(self.patch_size, X)
+        if is_dask_array(X):
+            from ._dask import check_dask_images
+
+            shapes = [check_dask_images(X, n_spatial).shape[1:]]
+        else:
+            shapes = [image.shape for image in _check_images(X, n_spatial)[0]]
+            if len({shape[n_spatial:] for shape in shapes}) > 1:
+                raise ValueError(
+                    f"every image must have the same channels; got images of shapes "
+                    f"{sorted(set(shapes))}"
+                )
+        self.patch_size_ = as_axis_tuple(
+            self.patch_size, n_spatial, "patch_size", minimum=1
         )
-        return denoised.astype(dtype, copy=False)
+        self.n_channels_ = shapes[0][n_spatial] if len(shapes[0]) > n_spatial else None
+        self.n_patch_features_ = math.prod(self.patch_size_) * (self.n_channels_ or 1)
+        _check_image_sizes(shapes, self.patch_size_)
+
+    def _check_fitted_geometry(self, X):
+        if is_dask_array(X):
+            self._check_dask_input(X)
+            return
+        images, _ = _check_images(X, len(self.patch_size_))
+        self._check_channels(images)
+        _check_image_sizes([i.shape for i in images], self.patch_size_)
+
+    def _check_channels(self, images):
+        expected = () if self.n_channels_ is None else (self.n_channels_,)
+        n_spatial = len(self.patch_size_)
+        for i, image in enumerate(images):
+            if image.shape[n_spatial:] != expected:
+                raise ValueError(
+                    f"{type(self).__name__} was fitted on images with "
+                    f"{n_spatial} spatial axes and "
+                    f"{self.n_channels_ or 'no'} channels (patches of "
+                    f"{self.n_patch_features_} values); image {i} has shape "
+                    f"{image.shape}"
+                )
+
+    def _check_dask_input(self, X):
+        from ._dask import check_dask_images
+
+        check_dask_images(X, len(self.patch_size_))
+        self._check_channels([X[0]])
+        _check_image_sizes([X.shape[1:]], self.patch_size_)
+
+    def _training_rows(self, X, rng):
+        geometry = {"step": self.step, "offset": self.offset, "padding": self.padding}
+        if is_dask_array(X):
+            from ._dask import training_patches_dask
+
+            return training_patches_dask(
+                X,
+                self.patch_size_,
+                geometry,
+                max_patches=self.max_patches,
+                remove_mean=self.remove_mean,
+                random_state=rng,
+            )
+        images, _ = _check_images(X, len(self.patch_size_))
+        return training_patches(
+            images,
+            self.patch_size_,
+            **geometry,
+            max_patches=self.max_patches,
+            remove_mean=self.remove_mean,
+            random_state=rng,
+        )
 
     def _make_estimator(self):
         if self.estimator is not None:
@@ -462,58 +854,97 @@ default='uniform'
 
 
 def training_patches(
-    images, patch_size, *, step=1, max_patches=None, remove_mean=True, random_state=None
+    images,
+    patch_size,
+    *,
+    step=1,
+    offset=0,
+    padding=None,
+    max_patches=None,
+    remove_mean=True,
+    random_state=None,
 ):
     """Flattened (and centred) patches sampled from every image, as one matrix.
 
-    An int ``max_patches`` is capped at each image's number of patches.
+    Images may carry channels after their spatial axes (one row per colour
+    patch, channels last). An int ``max_patches`` is capped at each image's
+    number of patches.
     """
     rng = check_random_state(random_state)
     rows = []
     for image in images:
-        n_draw = max_patches
-        if isinstance(max_patches, Integral):
-            grid = PatchGrid(image.shape, patch_size, step=step)
-            n_draw = min(max_patches, grid.n_patches)
+        grid = PatchGrid(
+            image.shape[: len(patch_size)],
+            patch_size,
+            step=step,
+            offset=offset,
+            padding=padding,
+        )
+        n_draw = sample_size(max_patches, grid)
+        channel_axis = -1 if image.ndim > grid.ndim else None
         patches = extract_patches(
-            image, patch_size, step=step, max_patches=n_draw, random_state=rng
+            image,
+            patch_size,
+            step=step,
+            offset=offset,
+            padding=padding,
+            channel_axis=channel_axis,
+            max_patches=n_draw,
+            random_state=rng,
         )
         rows.append(patches.reshape(len(patches), -1))
-    rows = np.concatenate(rows)
-    if remove_mean:
-        rows = rows - rows.mean(axis=1, keepdims=True)
-    return rows
+    return centre_rows(np.concatenate(rows), patch_size, remove_mean)
+
+
+def sample_size(max_patches, grid):
+    """``max_patches`` for one image: an int is capped at its number of patches."""
+    if isinstance(max_patches, Integral):
+        return min(max_patches, grid.n_patches)
+    return max_patches
+
+
+def centre_rows(rows, patch_size, remove_mean):
+    """Remove every row's mean per channel (channels last in a row) if asked."""
+    if not remove_mean:
+        return rows
+    values = rows.reshape(len(rows), math.prod(patch_size), -1)
+    return (values - values.mean(axis=1, keepdims=True)).reshape(rows.shape)
 
 
 def _n_spatial(patch_size, X):
     """Spatial axes per image: from a tuple patch_size, else from the input."""
     if isinstance(patch_size, tuple):
         return len(patch_size)
-    if isinstance(X, np.ndarray):
+    if isinstance(X, np.ndarray) or is_dask_array(X):
         return X.ndim - 1
     first = np.asarray(X[0]) if len(X) else np.empty((0, 0))
     return first.ndim
 
 
 def _check_images(X, n_spatial):
-    """Return the images of ``X`` as a list, and whether ``X`` was one array."""
+    """Return the images of ``X`` as a list, and whether ``X`` was one array.
+
+    An image has ``n_spatial`` axes, or one more for its channels (last).
+    """
     as_array = not isinstance(X, list | tuple)
     if as_array:
         X = np.asarray(X)
-        if X.ndim != n_spatial + 1:
+        if X.ndim not in (n_spatial + 1, n_spatial + 2):
             raise ValueError(
                 f"X must be an array of shape (n_images, *spatial_shape) with "
-                f"{n_spatial} spatial axes (as patch_size), or a list of images; "
-                f"got an array of shape {X.shape}"
+                f"{n_spatial} spatial axes (as patch_size), or (n_images, "
+                f"*spatial_shape, n_channels), or a list of images; got an array of "
+                f"shape {X.shape}"
             )
     images = [np.asarray(image) for image in X]
     if not images:
         raise ValueError("X contains no image: got an empty batch")
     for i, image in enumerate(images):
-        if image.ndim != n_spatial:
+        if image.ndim not in (n_spatial, n_spatial + 1):
             raise ValueError(
-                f"every image must have {n_spatial} spatial axes (as patch_size); "
-                f"image {i} has shape {image.shape}"
+                f"every image must have {n_spatial} spatial axes (as patch_size), "
+                f"plus optionally a last channel axis; image {i} has shape "
+                f"{image.shape}"
             )
         if image.dtype.kind not in "biuf":
             raise TypeError(
@@ -527,17 +958,17 @@ def _check_images(X, n_spatial):
     return images, as_array
 
 
-def _check_image_sizes(images, patch_size):
-    for i, image in enumerate(images):
-        if any(s < p for s, p in zip(image.shape, patch_size, strict=True)):
+def _check_image_sizes(shapes, patch_size):
+    for i, shape in enumerate(shapes):
+        spatial = shape[: len(patch_size)]
+        if any(s < p for s, p in zip(spatial, patch_size, strict=True)):
             raise ValueError(
-                f"patch_size {patch_size} is larger than image {i}'s shape "
-                f"{image.shape}"
+                f"patch_size {patch_size} is larger than image {i}'s shape {shape}"
             )
 
 
 def _check_model_features(model, n_features, patch_size):
-    """The model must have been fitted on patches of ``prod(patch_size)`` values."""
+    """The model must have been fitted on patches of ``n_features`` values."""
     fitted = None
     if is_mixture(model):
         fitted = np.shape(model.means_)[-1]

@@ -309,3 +309,24 @@ def signal():
 def rng():
     """A seeded generator for test-local randomness."""
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A real distributed cluster: 2 worker processes on loopback, no dashboard.
+
+    Started once per session; its client is not made the default scheduler, so
+    tests pick it explicitly (``scheduler=dask_client``).
+    """
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        yield client

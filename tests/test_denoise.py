@@ -5,7 +5,12 @@ import pickle
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.decomposition import PCA, DictionaryLearning, MiniBatchDictionaryLearning
+from sklearn.decomposition import (
+    PCA,
+    DictionaryLearning,
+    IncrementalPCA,
+    MiniBatchDictionaryLearning,
+)
 from sklearn.frozen import FrozenEstimator
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import GridSearchCV, KFold
@@ -295,3 +300,177 @@ def test_unfitted_transform_raises(data):
 
     with pytest.raises(NotFittedError):
         PatchDenoiser(PCA()).transform(data["noisy_test"])
+
+
+@pytest.mark.parametrize("n_jobs", [2, -1])
+def test_n_jobs_gives_the_single_threaded_result(data, mixture_pipeline, n_jobs):
+    """Check that tiles in threads give the n_jobs=None result, EPLL included."""
+    prior = FrozenEstimator(mixture_pipeline[-1])
+    params = {"patch_size": (6, 6), "remove_mean": False, "noise_sigma": SIGMA,
+              "n_iter": 3, "step": (1, 2)}
+    serial = PatchDenoiser(prior, **params).fit(data["noisy_test"])
+    threaded = PatchDenoiser(prior, **params, n_jobs=n_jobs).fit(data["noisy_test"])
+    np.testing.assert_allclose(threaded.transform(data["noisy_test"]),
+                               serial.transform(data["noisy_test"]), rtol=0,
+                               atol=1e-12)
+    image = np.tile(data["noisy_test"][0], (3, 2))
+    np.testing.assert_allclose(
+        denoise_image(image, mixture_pipeline[-1], patch_size=(6, 6),
+                      remove_mean=False, noise_sigma=SIGMA, n_jobs=n_jobs),
+        denoise_image(image, mixture_pipeline[-1], patch_size=(6, 6),
+                      remove_mean=False, noise_sigma=SIGMA),
+        rtol=0, atol=1e-12,
+    )
+
+
+def test_n_jobs_zero_is_an_error(data):
+    """Check that n_jobs=0 is refused by the estimator and the function."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="n_jobs"):
+        PatchDenoiser(PCA(4), patch_size=(6, 6), n_jobs=0).fit(data["noisy_train"])
+    pca = PCA(4).fit(np.random.default_rng(0).random((50, 36)))
+    with pytest.raises(ValueError, match=r"n_jobs must be None.*got 0"):
+        denoise_image(data["noisy_test"][0], pca, patch_size=(6, 6), n_jobs=0)
+
+
+def colour_images(n_images, size, seed):
+    """Colour versions of the synthetic images: three differently scaled channels."""
+    grey = shapes_images(n_images, size, seed)
+    return np.stack([grey, 0.8 * grey + 0.1, 1 - grey], axis=-1)
+
+
+def test_colour_patches_carry_every_channel(data):
+    """Check that colour images are fitted as whole colour patches."""
+    clean = colour_images(2, 24, 0)
+    denoiser = PatchDenoiser(PCA(n_components=75), patch_size=(5, 5),
+                             step=(2, 1)).fit(clean)
+    assert denoiser.n_channels_ == 3
+    assert denoiser.n_patch_features_ == 75
+    assert denoiser.estimator_.components_.shape == (75, 75)
+    np.testing.assert_allclose(denoiser.transform(clean), clean, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(denoiser.set_params(n_jobs=2).transform(clean), clean,
+                               rtol=0, atol=1e-12)
+
+
+def test_colour_denoising_raises_psnr():
+    """Check that a dictionary of colour patches denoises colour images."""
+    rng = np.random.default_rng(5)
+    clean = colour_images(3, 40, 1)
+    noisy = clean + SIGMA * rng.standard_normal(clean.shape)
+    dico = MiniBatchDictionaryLearning(40, alpha=0.5, max_iter=2, fit_algorithm="cd",
+                                       random_state=0)
+    denoiser = PatchDenoiser(dico, patch_size=(5, 5), max_patches=400,
+                             noise_sigma=SIGMA, random_state=0, n_jobs=2)
+    denoised = denoiser.fit(noisy).transform(noisy)
+    assert denoised.shape == clean.shape
+    assert psnr(clean, denoised) > psnr(clean, noisy) + 5
+
+
+def test_channels_must_match_the_fit(data):
+    """Check that grey images for a colour model, and mixed channels, are refused."""
+    denoiser = PatchDenoiser(PCA(n_components=8), patch_size=(5, 5))
+    denoiser.fit(colour_images(2, 20, 0))
+    with pytest.raises(ValueError, match=r"3 channels.*image 0 has shape \(40, 40\)"):
+        denoiser.transform(data["noisy_test"])
+    with pytest.raises(ValueError, match="the same channels"):
+        denoiser.fit([np.zeros((9, 9)), np.zeros((9, 9, 3))])
+
+
+@pytest.mark.parametrize("padding", ["reflect", "wrap"])
+def test_pad_modes_and_offset(data, padding):
+    """Check that a padding grid with an offset still reproduces the input."""
+    denoiser = PatchDenoiser(PCA(n_components=25), patch_size=(5, 5), step=(2, 3),
+                             offset=(1, 2), padding=padding)
+    noisy = data["noisy_test"]
+    np.testing.assert_allclose(denoiser.fit(noisy).transform(noisy), noisy, rtol=0,
+                               atol=1e-12)
+
+
+def test_uncovered_pixels_are_an_error(data):
+    """Check that a step larger than the patch is refused before any work."""
+    denoiser = PatchDenoiser(PCA(n_components=4), patch_size=(4, 4), step=5)
+    with pytest.raises(ValueError, match="not covered by any patch"):
+        denoiser.fit(data["noisy_train"]).transform(data["noisy_test"])
+
+
+@pytest.mark.parametrize(
+    "model",
+    [MiniBatchDictionaryLearning(16, alpha=0.5, batch_size=64, random_state=0),
+     IncrementalPCA(n_components=10)],
+    ids=["minibatch-dictionary", "incremental-pca"],
+)
+def test_partial_fit_streams_batches(data, model):
+    """Check that partial_fit trains one model over a stream of batches."""
+    denoiser = PatchDenoiser(model, patch_size=(6, 6), max_patches=200,
+                             random_state=0)
+    for image in data["noisy_train"]:
+        denoiser.partial_fit(image[None])
+    assert denoiser.estimator_.n_features_in_ == 36
+    if hasattr(denoiser.estimator_, "n_samples_seen_"):
+        assert denoiser.estimator_.n_samples_seen_ == 800
+    denoised = denoiser.transform(data["noisy_test"])
+    assert psnr(data["clean_test"], denoised) > psnr(data["clean_test"],
+                                                     data["noisy_test"])
+
+
+def test_partial_fit_needs_a_model_with_partial_fit(data):
+    """Check that partial_fit with PCA, or a batch of other channels, is refused."""
+    with pytest.raises(ValueError, match=r"partial_fit needs.*got PCA"):
+        PatchDenoiser(PCA(4), patch_size=(6, 6)).partial_fit(data["noisy_train"])
+    denoiser = PatchDenoiser(IncrementalPCA(4), patch_size=(6, 6))
+    denoiser.partial_fit(data["noisy_train"])
+    with pytest.raises(ValueError, match=r"image 0 has shape \(40, 40, 3\)"):
+        denoiser.partial_fit(colour_images(1, 40, 0))
+
+
+def test_verbose_reports_progress_in_plain_lines(data, capsys, monkeypatch):
+    """Check that verbose prints patches done, rate and time left without tqdm."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    denoiser = PatchDenoiser(PCA(4), patch_size=(6, 6), verbose=1)
+    denoiser.fit(data["noisy_train"]).transform(data["noisy_test"])
+    err = capsys.readouterr().err
+    assert "PatchDenoiser.transform: 3675/3675 patches (100%)" in err
+    assert "patches/s" in err
+    assert "s left" in err
+
+
+def test_verbose_uses_tqdm_when_installed(data, capsys):
+    """Check that verbose draws a tqdm bar on stderr when tqdm is there."""
+    pytest.importorskip("tqdm")
+    denoiser = PatchDenoiser(PCA(4), patch_size=(6, 6), verbose=1, n_jobs=2)
+    denoiser.fit(data["noisy_train"]).transform(data["noisy_test"])
+    assert "PatchDenoiser.transform" in capsys.readouterr().err
+
+
+def test_partial_fit_after_fit_goes_on_training(data):
+    """Check that partial_fit after fit updates the fitted model."""
+    denoiser = PatchDenoiser(IncrementalPCA(4), patch_size=(6, 6), max_patches=100,
+                             random_state=0)
+    denoiser.fit(data["noisy_train"])
+    seen = denoiser.estimator_.n_samples_seen_
+    denoiser.partial_fit(data["noisy_test"])
+    assert denoiser.estimator_.n_samples_seen_ == seen + 300
+
+
+def test_dictionary_estimate_is_error_constrained_omp(data):
+    """Check the dictionary path against coding every patch by hand."""
+    from skpatch import error_constrained_omp, reconstruct_from_patches
+
+    dico = MiniBatchDictionaryLearning(24, alpha=0.5, max_iter=2, fit_algorithm="cd",
+                                       random_state=0)
+    denoiser = PatchDenoiser(dico, patch_size=(6, 6), max_patches=300,
+                             noise_sigma=SIGMA, random_state=0).fit(data["noisy_train"])
+    image = data["noisy_test"][0]
+    patches = extract_patches(image, (6, 6))
+    rows = patches.reshape(len(patches), -1)
+    means = rows.mean(axis=1, keepdims=True)
+    dictionary = denoiser.estimator_.components_
+    codes = error_constrained_omp(rows - means, dictionary, SIGMA)
+    assert 0 < np.mean(np.any(codes != 0, axis=1)) < 1
+    estimate = (codes @ dictionary + means).reshape(patches.shape)
+    expected = reconstruct_from_patches(estimate, image.shape)
+    np.testing.assert_allclose(denoiser.transform(image[None])[0], expected, rtol=0,
+                               atol=1e-12)
