@@ -191,10 +191,18 @@ default=None
         if origins.dtype.kind not in "iu":
             raise TypeError(f"origins must be integers, got dtype {origins.dtype}")
         lower = -self._pad_before
-        upper = lower + np.array(self.padded_shape) - np.array(self.patch_size)
-        canvas = (origins - lower).astype(np.intp, copy=False)
-        # Whole-array reductions: a reduction along axis 0 of (n, ndim) is slow.
-        if len(canvas) and (canvas.min() < 0 or not (canvas <= upper - lower).all()):
+        span = np.array(self.padded_shape) - np.array(self.patch_size)
+        # Axis by axis: numpy broadcasts over an inner axis of ndim values slowly.
+        canvas = np.empty(origins.shape, dtype=np.intp)
+        inside = True
+        for axis in range(self.ndim):
+            column = np.subtract(
+                origins[:, axis], lower[axis], out=canvas[:, axis], casting="unsafe"
+            )
+            if len(column):
+                inside &= column.min() >= 0 and column.max() <= span[axis]
+        if not inside:
+            upper = lower + span
             bad = np.any((origins < lower) | (origins > upper), axis=1)
             first = tuple(origins[int(np.argmax(bad))].tolist())
             raise ValueError(
@@ -233,7 +241,10 @@ default=None
         """
         strides = np.asarray(strides[: self.ndim], dtype=np.intp)
         if canvas_origins is not None:
-            return canvas_origins @ strides, np.zeros(1, np.intp)
+            flat = canvas_origins[:, 0] * strides[0]
+            for axis in range(1, self.ndim):
+                flat += canvas_origins[:, axis] * strides[axis]
+            return flat, np.zeros(1, np.intp)
         per_axis = [
             origins * s for origins, s in zip(self.axis_origins, strides, strict=True)
         ]
