@@ -26,7 +26,11 @@ from ._parallel import (
     thread_chunks,
     tile_average,
 )
-from ._priors import error_constrained_omp, gaussian_mixture_wiener, mixture_spectra
+from ._priors import (
+    error_constrained_approximation,
+    gaussian_mixture_wiener,
+    mixture_spectra,
+)
 from ._tiling import covers_every_pixel, iter_tiles, source_block
 from ._transformers import _GEOMETRY_CONSTRAINTS, _MAX_PATCHES_CONSTRAINT
 from ._validation import as_axis_tuple, output_float_dtype
@@ -354,11 +358,9 @@ def _sparse_estimate(rows, dictionary, sigma, tol_factor):
     # only hands it the rows whose float32 norm is too close to call.
     active = np.einsum("ij,ij->i", rows, rows) > target * (1 - 1e-5)
     if active.any():
-        codes = error_constrained_omp(
+        estimate[active] = error_constrained_approximation(
             rows[active], dictionary, sigma, tol_factor=tol_factor
         )
-        # A matmul of mixed dtypes bypasses BLAS: multiply in the rows' dtype.
-        estimate[active] = codes @ dictionary.astype(codes.dtype, copy=False)
     return estimate
 
 

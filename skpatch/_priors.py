@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _omp
+
 # Rows of patches processed at once: keeps the per-component work arrays
 # (batch x n_features, batch x n_components) around a few MiB.
 DEFAULT_BATCH_SIZE = 8192
@@ -229,9 +231,10 @@ def error_constrained_omp(
 
     Notes
     -----
-    The pursuit runs on all the patches of a batch at once (the Gram matrix
-    ``D D^T`` is computed once), so its cost is a few vectorised operations per
-    atom rather than a Python loop per patch. It selects the same atoms as
+    This is batch OMP (Rubinstein, Zibulevsky and Elad, 2008): the Gram matrix
+    ``D D^T`` and each patch's correlations with the atoms are computed once, by
+    BLAS, and a compiled loop then codes each patch with a Cholesky factor that
+    grows by one row per atom, with the GIL released. It selects the same atoms as
     :func:`sklearn.linear_model.orthogonal_mp` with ``tol``, except that patches
     whose norm is already within the tolerance keep a zero code.
 
@@ -246,65 +249,86 @@ def error_constrained_omp(
     >>> codes.shape, (codes != 0).sum(axis=1).tolist()
     ((5, 32), [3, 3, 3, 3, 3])
     """
-    dictionary = np.asarray(dictionary, dtype=np.float64)
-    if dictionary.ndim != 2:
-        raise ValueError(
-            f"dictionary must be a 2-D array (n_components, n_features), got shape "
-            f"{dictionary.shape}"
-        )
-    patches = _check_patches(patches, dictionary.shape[1], "the dictionary")
-    noise_sigma = _check_sigma(noise_sigma)
-    batch_size = _check_batch_size(batch_size)
-    n_components, n_features = dictionary.shape
-    limit = min(n_features, n_components)
-    max_atoms = limit if max_atoms is None else _check_max_atoms(max_atoms, limit)
-    norms = np.linalg.norm(dictionary, axis=1)
-    norms[norms == 0] = 1.0
-    atoms = dictionary / norms[:, np.newaxis]
-    gram = atoms @ atoms.T
-    tol = n_features * (tol_factor * noise_sigma) ** 2
-    codes = np.zeros((len(patches), n_components), dtype=patches.dtype)
-    for start in range(0, len(patches), batch_size):
-        block = patches[start : start + batch_size].astype(np.float64)
-        codes[start : start + len(block)] = _batch_omp(
-            block @ atoms.T, np.einsum("ij,ij->i", block, block), gram, tol, max_atoms
-        )
-    return codes / norms.astype(codes.dtype)
+    pursuit = _Pursuit.build(
+        patches, dictionary, noise_sigma, tol_factor, max_atoms, batch_size
+    )
+    codes = np.zeros(
+        (len(pursuit.patches), len(pursuit.atoms)), dtype=pursuit.patches.dtype
+    )
+    for start, block_codes in pursuit.batches():
+        codes[start : start + len(block_codes)] = block_codes
+    return codes / pursuit.norms.astype(codes.dtype)
 
 
-def _batch_omp(correlations, norms_squared, gram, tol, max_atoms):
-    """OMP with a residual tolerance on many signals at once (unit-norm atoms).
+def error_constrained_approximation(patches, dictionary, noise_sigma, *,
+                                    tol_factor=1.15):
+    """``error_constrained_omp(...) @ dictionary``, summed over the chosen atoms only.
 
-    Every signal still above the tolerance gets one more atom per round: the one
-    most correlated with its residual; the coefficients are the least-squares
-    fit on the selected atoms, whose squared residual is
-    ``||y||^2 - c . (D_I y)``.
+    The denoisers' estimate of every patch: the product with the codes, without
+    the dense codes (most are zero) and their dense product.
     """
-    codes = np.zeros_like(correlations)
-    rows = np.flatnonzero(norms_squared > tol)
-    selected = np.empty((len(rows), 0), dtype=np.intp)
-    residual_correlations = correlations[rows]
-    tiny = np.finfo(np.float64).tiny
-    for n_atoms in range(1, max_atoms + 1):
-        best = np.argmax(np.abs(residual_correlations), axis=1)
-        # A residual orthogonal to every atom cannot be reduced any further: such
-        # signals keep the codes they have.
-        moving = residual_correlations[np.arange(len(rows)), best] ** 2 > tiny
-        rows, selected = rows[moving], np.column_stack([selected[moving], best[moving]])
-        if not len(rows):
-            break
-        sub_gram = gram[selected[:, :, np.newaxis], selected[:, np.newaxis, :]]
-        target = np.take_along_axis(correlations[rows], selected, axis=1)
-        coefs = np.linalg.solve(sub_gram, target[:, :, np.newaxis])[:, :, 0]
-        codes[rows[:, np.newaxis], selected] = coefs
-        going = norms_squared[rows] - np.einsum("ij,ij->i", coefs, target) > tol
-        if n_atoms == max_atoms or not going.any():
-            break
-        rows, selected, coefs = rows[going], selected[going], coefs[going]
-        residual_correlations = correlations[rows] - np.einsum(
-            "ij,ijk->ik", coefs, gram[selected]
+    pursuit = _Pursuit.build(patches, dictionary, noise_sigma, tol_factor, None, None)
+    estimate = np.zeros(pursuit.patches.shape)
+    for _ in pursuit.batches(estimate):
+        pass
+    return estimate.astype(pursuit.patches.dtype, copy=False)
+
+
+@dataclass(frozen=True)
+class _Pursuit:
+    """The checked input of an error-constrained OMP, coded batch by batch."""
+
+    patches: np.ndarray
+    atoms: np.ndarray  # unit-norm atoms in rows
+    norms: np.ndarray  # the dictionary's atom norms (1 for a zero atom)
+    tol: float
+    max_atoms: int
+    batch_size: int
+
+    @classmethod
+    def build(cls, patches, dictionary, noise_sigma, tol_factor, max_atoms,
+              batch_size):
+        dictionary = np.asarray(dictionary, dtype=np.float64)
+        if dictionary.ndim != 2:
+            raise ValueError(
+                f"dictionary must be a 2-D array (n_components, n_features), got "
+                f"shape {dictionary.shape}"
+            )
+        patches = _check_patches(patches, dictionary.shape[1], "the dictionary")
+        n_components, n_features = dictionary.shape
+        limit = min(n_features, n_components)
+        norms = np.linalg.norm(dictionary, axis=1)
+        norms[norms == 0] = 1.0
+        return cls(
+            patches,
+            np.ascontiguousarray(dictionary / norms[:, np.newaxis]),
+            norms,
+            n_features * (tol_factor * _check_sigma(noise_sigma)) ** 2,
+            limit if max_atoms is None else _check_max_atoms(max_atoms, limit),
+            _check_batch_size(batch_size),
         )
-    return codes
+
+    def batches(self, approximation=None):
+        """Yield ``(start, codes)`` per batch, codes of the unit-norm atoms.
+
+        With ``approximation`` (float64 zeros shaped as the patches), every
+        batch's ``codes @ atoms`` is written into it too.
+        """
+        gram = self.atoms @ self.atoms.T
+        for start in range(0, len(self.patches), self.batch_size):
+            block = self.patches[start : start + self.batch_size].astype(np.float64)
+            codes = np.zeros((len(block), len(self.atoms)))
+            _omp.batch_omp(
+                codes,
+                block @ self.atoms.T,
+                np.einsum("ij,ij->i", block, block),
+                gram,
+                self.tol,
+                self.max_atoms,
+                None if approximation is None else self.atoms,
+                None if approximation is None else approximation[start:][: len(block)],
+            )
+            yield start, codes
 
 
 def _check_patches(patches, n_features, source):

@@ -7,6 +7,7 @@ from sklearn.linear_model import orthogonal_mp
 from sklearn.mixture import GaussianMixture
 
 from skpatch import error_constrained_omp, gaussian_mixture_wiener
+from skpatch._priors import error_constrained_approximation
 
 
 def _full_covariances(mixture):
@@ -170,6 +171,67 @@ def test_error_constrained_omp_max_atoms():
                                   max_atoms=2)
     counts = (codes != 0).sum(axis=1)
     assert counts.max() == 2
+
+
+def test_error_constrained_omp_more_atoms_than_features():
+    """Check codes against orthogonal_mp when the tolerance asks for every feature.
+
+    With a tiny noise level each patch takes as many atoms as it has values; an
+    overcomplete dictionary's extra atoms then depend on the chosen ones.
+    """
+    rng = np.random.default_rng(10)
+    dictionary = _unit_dictionary(20, 6, seed=11)
+    patches = rng.standard_normal((25, 6))
+    codes = error_constrained_omp(patches, dictionary, 1e-6)
+    assert ((codes != 0).sum(axis=1) == 6).all()
+    np.testing.assert_allclose(codes @ dictionary, patches, atol=1e-8)
+    np.testing.assert_allclose(
+        codes, reference_omp(patches, dictionary, 6 * (1.15e-6) ** 2), atol=1e-8
+    )
+
+
+def test_error_constrained_omp_stops_on_a_repeated_atom():
+    """Check that an atom equal to a chosen one ends the pursuit, with finite codes."""
+    rng = np.random.default_rng(12)
+    dictionary = _unit_dictionary(8, 5, seed=13)
+    dictionary = np.concatenate([dictionary, dictionary[:3]])
+    patches = rng.standard_normal((20, 5))
+    codes = error_constrained_omp(patches, dictionary, 1e-3)
+    assert np.isfinite(codes).all()
+    assert ((codes[:, :3] != 0) & (codes[:, 8:] != 0)).sum() == 0
+
+
+def test_error_constrained_omp_in_threads():
+    """Check that batches coded in 4 threads at once give the single-thread codes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(14)
+    dictionary = _unit_dictionary(64, 16, seed=15)
+    batches = [rng.standard_normal((300, 16)) for _ in range(6)]
+    alone = [error_constrained_omp(b, dictionary, 0.3) for b in batches]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda b: error_constrained_omp(b, dictionary, 0.3),
+                                 batches * 2))
+    for k, codes in enumerate(together):
+        np.testing.assert_array_equal(codes, alone[k % len(batches)])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_approximation_is_the_codes_times_the_dictionary(dtype):
+    """Check the denoisers' sparse estimate against the dense product of the codes.
+
+    The dictionary is Fortran-ordered with atoms of any norm, as estimators give.
+    """
+    rng = np.random.default_rng(16)
+    dictionary = np.asfortranarray(_unit_dictionary(40, 12, seed=17)
+                                   * rng.uniform(0.5, 2, (40, 1)))
+    patches = rng.standard_normal((70, 12)).astype(dtype)
+    approximation = error_constrained_approximation(patches, dictionary, 0.2)
+    expected = error_constrained_omp(patches, dictionary, 0.2).astype(np.float64)
+    assert approximation.dtype == dtype
+    np.testing.assert_allclose(approximation, expected @ dictionary,
+                               rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-6 if dtype == np.float32 else 1e-12)
 
 
 def test_error_constrained_omp_bad_input():
