@@ -15,7 +15,7 @@ checks every shape, bound and dtype, and allocates every output: the kernels onl
 loop, with the GIL released so that several threads can run them at once.
 """
 
-from libc.math cimport NAN, isfinite
+from libc.math cimport NAN, fabs, isfinite
 from libc.stdint cimport (
     int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t,
 )
@@ -240,7 +240,7 @@ def median_by_band(double[::1] out, double[::1] coverage,
     cdef _Bands bands
     cdef Py_ssize_t b, v, n
     cdef value *segment
-    cdef double pivot
+    cdef double pivot, spread
     cdef int status
     with nogil:
         status = _start_bands(&bands, band_bounds, patches.shape[1] // row_offsets.shape[0])
@@ -256,12 +256,14 @@ def median_by_band(double[::1] out, double[::1] coverage,
                     out[bands.start + v] = NAN
                     continue
                 segment = <value *> bands.values + bands.starts[v]
-                pivot = _mean(segment, n)
+                pivot = _mean(segment, n, &spread)
                 if not isfinite(pivot) and not _all_finite(segment, n):
                     status = 1
                     break
-                out[bands.start + v] = _median(segment, <value *> bands.scratch, n,
-                                               pivot)
+                # Equal values (a flat area, an exact round trip) need no selection.
+                out[bands.start + v] = pivot if spread == 0 else _median(
+                    segment, <value *> bands.scratch, n, pivot
+                )
         _free_bands(&bands)
     if status < 0:
         raise MemoryError("no memory left for a band of the median merge")
@@ -404,24 +406,38 @@ cdef int _grow(void **buffer, Py_ssize_t *capacity, Py_ssize_t n_bytes) noexcept
     return -1 if buffer[0] == NULL else 0
 
 
-cdef inline double _mean(const value *values, Py_ssize_t n) noexcept nogil:
+cdef inline double _mean(const value *values, Py_ssize_t n,
+                         double *spread) noexcept nogil:
     """The mean, exactly ``values[0]`` when all values are equal.
 
     Summing the differences to the first value keeps equal values exact (a plain
     sum of n copies of x rounds, and the mean would then fall beside every value).
+    ``*spread`` gets the sum of their absolute values: 0 when all are equal.
     Four running sums: one would wait on the latency of every addition.
     """
-    cdef double first = values[0], s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    cdef double first = values[0], d0, d1, d2, d3
+    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0, a0 = 0, a1 = 0, a2 = 0, a3 = 0
     cdef Py_ssize_t i = 0
     while i + 4 <= n:
-        s0 += values[i] - first
-        s1 += values[i + 1] - first
-        s2 += values[i + 2] - first
-        s3 += values[i + 3] - first
+        d0 = values[i] - first
+        d1 = values[i + 1] - first
+        d2 = values[i + 2] - first
+        d3 = values[i + 3] - first
+        s0 += d0
+        s1 += d1
+        s2 += d2
+        s3 += d3
+        a0 += fabs(d0)
+        a1 += fabs(d1)
+        a2 += fabs(d2)
+        a3 += fabs(d3)
         i += 4
     while i < n:
-        s0 += values[i] - first
+        d0 = values[i] - first
+        s0 += d0
+        a0 += fabs(d0)
         i += 1
+    spread[0] = (a0 + a1) + (a2 + a3)
     return first + ((s0 + s1) + (s2 + s3)) / n
 
 
