@@ -91,7 +91,7 @@ n_channels)
     -----
     The patch matrix holds ``n_patches * prod(patch_size) * n_channels`` values:
     for a 512x512 image, 8x8 patches and ``step=1`` that is 64 times the image
-    (130 MB in float64). Larger steps divide ``n_patches`` by ``prod(step)``.
+    (125 MiB in float64). Larger steps divide ``n_patches`` by ``prod(step)``.
 
     Examples
     --------
