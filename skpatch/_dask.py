@@ -18,8 +18,15 @@ import numpy as np
 from ._denoise import centre_rows, iteration_schedule, sample_size
 from ._extract import _sample_indices, extract_patches
 from ._grid import PatchGrid
-from ._tiling import _image_index, gather_region, halo, periodic_axes, tile_at
-from ._validation import output_float_dtype
+from ._tiling import (
+    _image_index,
+    gather_region,
+    group_tile,
+    halo,
+    periodic_axes,
+    tile_at,
+)
+from ._validation import output_float_dtype, spatial_shape_and_channels
 
 
 def check_dask_images(X, n_spatial):
@@ -222,3 +229,97 @@ def _extract_group(source, indices, origins, patch_size):
 
 def _in_order(pieces, order):
     return np.concatenate(pieces)[order]
+
+
+# ------------------------------------------------------------------ NL-Bayes
+
+
+def check_dask_image(image, channel_axis, noise_sigma):
+    """Check one dask image for :func:`~skpatch.denoise_nl_bayes`; return it and
+    its channel axis (normalised)."""
+    if image.dtype.kind not in "biuf":
+        raise TypeError(f"image must hold real numbers; got dtype {image.dtype}")
+    if image.ndim == 0:
+        raise ValueError("image must have at least one axis, got a scalar")
+    if any(math.isnan(s) for s in image.shape):
+        raise ValueError(
+            f"the dask array has unknown chunk sizes (shape {image.shape}); call "
+            f"image.compute_chunk_sizes() first"
+        )
+    if noise_sigma is None:
+        raise ValueError(
+            "noise_sigma=None (estimating the noise) needs the whole image in "
+            "memory; for a dask array pass the noise level, e.g. "
+            "estimate_noise_sigma on a crop of it"
+        )
+    _, _, channel_axis = spatial_shape_and_channels(image.shape, channel_axis)
+    return image, channel_axis
+
+
+def nl_bayes_step_dask(noisy, guide, pilot, settings, layout, joint, *, sigma):
+    """One NL-Bayes step on channels-last dask arrays; a lazy array like ``noisy``.
+
+    Every chunk is the output box of a :class:`~skpatch._tiling.GroupTile`
+    whose input is the chunk plus the layout's halo; chunks shorter than the
+    halo are merged with their neighbours first.
+    """
+    ndim = layout.ndim
+    depth = layout.halo()
+    # carrying_chunks works on batches of images: a batch of one.
+    chunks = carrying_chunks(((1,), *noisy.chunks), depth)[1 : 1 + ndim]
+    arrays = [
+        a.rechunk((*chunks, a.shape[-1]))
+        for a in (noisy, guide, pilot)
+        if a is not None
+    ]
+    step = partial(
+        _nl_bayes_block,
+        sigma=sigma,
+        settings=settings,
+        layout=layout,
+        joint=joint,
+        first_step=pilot is None,
+        chunks=chunks,
+    )
+    # An axis in one chunk needs no overlap (and dask takes none longer than it).
+    overlap = [h if len(c) > 1 else 0 for h, c in zip(depth, chunks, strict=True)]
+    return da.map_overlap(
+        step,
+        *arrays,
+        depth=dict(enumerate([*overlap, 0])),
+        boundary="none",
+        trim=False,
+        align_arrays=False,
+        chunks=arrays[0].chunks,
+        dtype=np.float64,
+        meta=np.empty((0,) * (ndim + 1), np.float64),
+        token="skpatch-nl-bayes",
+    )
+
+
+def _nl_bayes_block(
+    noisy, guide, *pilot, sigma, settings, layout, joint, first_step, chunks, block_id
+):
+    from ._nonlocal import nl_bayes_step
+
+    index = block_id[: layout.ndim]
+    start = tuple(sum(c[:i]) for c, i in zip(chunks, index, strict=True))
+    stop = tuple(s + c[i] for s, c, i in zip(start, chunks, index, strict=True))
+    tile = group_tile(layout, start, stop)
+    depth = layout.halo()
+    # The block holds the chunk and the halo, clipped to the image.
+    block_start = [max(0, s - h) for s, h in zip(start, depth, strict=True)]
+    box = tuple(
+        slice(i - b, j - b)
+        for i, j, b in zip(tile.input_start, tile.input_stop, block_start, strict=True)
+    )
+    pilot = pilot[0][box] if pilot else None
+    return nl_bayes_step(
+        noisy[box],
+        guide[box],
+        pilot,
+        sigma,
+        settings,
+        tile,
+        joint=joint,
+    )

@@ -1,7 +1,6 @@
 """Image denoising with a patch model: the functional core and its estimator."""
 
 import math
-import sys
 from dataclasses import dataclass
 from functools import partial
 from numbers import Integral, Real
@@ -33,7 +32,7 @@ from ._priors import (
 )
 from ._tiling import covers_every_pixel, iter_tiles, source_block
 from ._transformers import _GEOMETRY_CONSTRAINTS, _MAX_PATCHES_CONSTRAINT
-from ._validation import as_axis_tuple, output_float_dtype
+from ._validation import as_axis_tuple, is_dask_array, output_float_dtype
 from ._windows import WINDOW_NAMES
 from .metrics import psnr_scorer
 
@@ -397,12 +396,6 @@ def _patch_denoiser(model, noise_sigma, tol_factor, n_iter):
                 f"no {method}"
             )
     return RowDenoiser("model", model)
-
-
-def is_dask_array(X):
-    """Whether ``X`` is a dask array, without importing dask for numpy users."""
-    dask_array = sys.modules.get("dask.array")
-    return dask_array is not None and isinstance(X, dask_array.Array)
 
 
 def is_mixture(model):

@@ -339,16 +339,32 @@ class WindowSearch:
         starts = np.clip(coords - self._half, 0, self.n_positions - self.window)
         return (starts @ self._value_strides).astype(np.intp)
 
-    def nearest(self, positions):
-        """Positions and distances of every reference's nearest candidates."""
+    def nearest(self, positions, window_starts=None, claims=None):
+        """Positions and distances of every reference's nearest candidates.
+
+        ``window_starts`` gives the position of every reference's first
+        candidate, for windows placed by a larger image than the guide (a
+        tile); by default the window is centred and shifted at the guide's
+        edges. With ``claims`` (:class:`Claims`), references are taken in
+        order and those claimed already are skipped: the rows of the others
+        are returned, with the mask of which they are.
+        """
         positions = np.ascontiguousarray(positions, dtype=np.intp)
+        if window_starts is None:
+            starts = self.window_starts(positions)
+        else:
+            starts = np.asarray(window_starts, dtype=np.intp) * self._n_channels
         n = len(positions)
         index = np.empty((n, self.n_neighbors), dtype=np.intp)
         distances = np.empty((n, self.n_neighbors), dtype=np.float64)
+        keep = np.ones(n, dtype=np.uint8)
+        flags, shape, block_shift, block_side = (
+            _NO_CLAIMS if claims is None else claims.arguments()
+        )
         _nonlocal_kernels.nearest_patches(
             self.guide.reshape(-1),
             positions * self._n_channels,
-            self.window_starts(positions),
+            np.ascontiguousarray(starts, dtype=np.intp),
             self._line_offsets,
             self._line_length,
             self._n_channels,
@@ -356,9 +372,47 @@ class WindowSearch:
             self._row_length,
             index,
             distances,
+            flags,
+            shape,
+            block_shift,
+            block_side,
+            keep,
         )
         index //= self._n_channels
-        return index, distances
+        if claims is None:
+            return index, distances
+        kept = keep.view(bool)
+        return index[kept], distances[kept], kept
+
+
+class Claims:
+    """Which patches of a guide some group holds already (the paste trick).
+
+    One flag per patch position of the guide (its flat index, as
+    :class:`WindowSearch` numbers them). A reference whose group has been
+    formed claims its neighbours, and claimed references are skipped, but
+    only inside the reference's claim block: a box of ``block_side``
+    positions, position ``c`` along axis ``a`` lying in block ``(c +
+    block_shift[a]) // block_side`` (a shift that places the guide in a larger
+    image, and keeps the numerator non-negative).
+    """
+
+    def __init__(self, spatial_shape, block_shift, block_side):
+        self.shape = np.array(spatial_shape, dtype=np.intp)
+        self.flags = np.zeros(math.prod(spatial_shape), dtype=np.uint8)
+        self.block_shift = np.ascontiguousarray(block_shift, dtype=np.intp)
+        self.block_side = int(block_side)
+
+    def arguments(self):
+        return self.flags, self.shape, self.block_shift, self.block_side
+
+
+_NO_CLAIMS = (
+    np.zeros(0, dtype=np.uint8),
+    np.zeros(0, dtype=np.intp),
+    np.zeros(0, dtype=np.intp),
+    1,
+)
 
 
 def _check_n_neighbors(n_neighbors, n_candidates, window):

@@ -2,21 +2,24 @@
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from numbers import Integral, Real
 from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
+from threadpoolctl import threadpool_limits
 
-from . import _nonlocal_kernels
 from ._extract import extract_patches
-from ._grid import PatchGrid
-from ._neighbors import WindowSearch, _channels_last
+from ._neighbors import Claims, WindowSearch, _channels_last
+from ._parallel import Progress, iter_tasks, resolve_n_jobs
 from ._reconstruct import PatchAccumulator
+from ._tiling import GroupLayout, group_tile
 from ._validation import (
     check_finite,
     check_numeric_array,
+    is_dask_array,
     output_float_dtype,
     spatial_shape_and_channels,
 )
@@ -48,7 +51,6 @@ class StepSettings:
     step: tuple
     beta: float
     flat_threshold: float | None
-    paste_boost: bool = True
     weighted: bool = False
     window: str = "uniform"
 
@@ -126,7 +128,6 @@ def _settings(
             step=_default_step(p, ndim) if step is None else step,
             beta=_pick(beta, index, default.beta, "beta", integer=False),
             flat_threshold=flat_threshold if index == 0 else None,
-            paste_boost=default.paste_boost,
             weighted=default.weighted,
             window=default.window,
         )
@@ -194,7 +195,6 @@ def default_settings(sigma255, n_channels, ndim, *, beta_boost=0.2):
         _default_step(p1, ndim),
         b1 + beta_boost,
         1.0,
-        paste_boost=False,
         window="gaussian",
     )
     final = StepSettings(
@@ -204,7 +204,6 @@ def default_settings(sigma255, n_channels, ndim, *, beta_boost=0.2):
         _default_step(p2, ndim),
         b2 + beta_boost,
         None,
-        paste_boost=False,
         weighted=True,
         window="gaussian",
     )
@@ -224,6 +223,8 @@ def denoise_nl_bayes(
     flat_threshold=1.0,
     colour_space="opponent",
     data_range=None,
+    n_jobs=None,
+    verbose=0,
 ):
     """Denoise an image with the two-step non-local Bayes algorithm (NL-Bayes).
 
@@ -241,12 +242,14 @@ def denoise_nl_bayes(
 
     Parameters
     ----------
-    image : array-like of shape (*spatial_shape) or with one channel axis
-        The noisy image (a signal, a 2-D image, a volume, ...), real numbers.
+    image : array-like or dask array of shape (*spatial_shape) or with one \
+channel axis
+        The noisy image (a signal, a 2-D image, a volume, ...), real numbers. A
+        dask array gives a lazy dask array with its chunks (see Notes).
     noise_sigma : float or None
         Standard deviation of the (white, Gaussian) noise, in the units of
-        ``image``; ``None`` estimates it (:func:`estimate_noise_sigma`). 0
-        returns the image (as float) unchanged.
+        ``image``; ``None`` estimates it (:func:`estimate_noise_sigma`; not for
+        a dask array). 0 returns the image (as float) unchanged.
     channel_axis : int or None, default=None
         The axis of ``image`` holding channels (colour).
     patch_size : int or pair of int, default=None
@@ -263,7 +266,7 @@ def denoise_nl_bayes(
         Stride of the grid of reference patches along each spatial axis, both
         steps. ``None`` is 1 along every axis but the last and half the patch
         side along the last. A reference patch that already belongs to a group
-        is skipped (IPOL's paste trick).
+        formed in its claim block is skipped (IPOL's paste trick, see Notes).
     beta : float or pair of float, default=None
         Factor of the noise variance in the estimates (``beta * sigma ** 2``),
         both steps or ``(basic, final)``.
@@ -283,6 +286,14 @@ def denoise_nl_bayes(
         The intensity range the noise level is measured against to pick the
         defaults (``noise_sigma / data_range``): 1 for float images, the
         dtype's maximum for integer images when None.
+    n_jobs : int, default=None
+        Threads: rows of claim blocks are denoised ``n_jobs`` at once. ``None``
+        means 1 (unless inside a :func:`joblib.parallel_config` context), -1
+        every core. The result is the same, value for value, for any
+        ``n_jobs``. Unused for a dask array, whose chunks are the tasks.
+    verbose : int, default=0
+        Report the progress over the reference patches on stderr (``tqdm``
+        if installed).
 
     Returns
     -------
@@ -322,8 +333,19 @@ def denoise_nl_bayes(
     The defaults follow IPOL's tables with a few changes measured on this
     implementation; they depend on :math:`s = 255 \\sigma / \\text{data
     range}`, see :doc:`/nonlocal`. Memory is a few images plus one batch of
-    512 groups; time grows with ``n_neighbors``, ``search_window ** ndim`` and
-    ``patch_size ** ndim``.
+    512 groups per thread; time grows with ``n_neighbors``,
+    ``search_window ** ndim`` and ``patch_size ** ndim``.
+
+    A group claims the reference patches it holds only inside its own
+    reference's *claim block*, a box of 64 pixels per axis anchored at the
+    image's origin; the references are taken in C order. Which groups are
+    formed is thus decided block by block, so the image can be cut into tiles:
+    each tile (a dask chunk) is denoised from the whole claim blocks whose
+    groups reach it, reading the chunk plus a halo of 64 pixels, a search
+    window and a patch, per step. Each row of claim blocks is
+    summed on its own and the rows are added in order, which makes every
+    pixel's sums the same, value for value, in memory, with threads and in any
+    dask chunking.
 
     Examples
     --------
@@ -339,12 +361,24 @@ def denoise_nl_bayes(
     >>> bool(np.abs(denoised - clean).mean() < np.abs(noisy - clean).mean() / 2)
     True
     """
-    image, dtype, channel_axis = _check_image(image, channel_axis)
     if colour_space not in COLOUR_SPACES:
         raise ValueError(
             f"colour_space must be one of {COLOUR_SPACES}, got {colour_space!r}"
         )
-    work = _channels_last(image, channel_axis).astype(np.float64, copy=False)
+    lazy = is_dask_array(image)
+    if lazy:
+        from ._dask import check_dask_image
+
+        image, channel_axis = check_dask_image(image, channel_axis, noise_sigma)
+        dtype = output_float_dtype(image.dtype)
+        work = (
+            image[..., None]
+            if channel_axis is None
+            else np.moveaxis(image, channel_axis, -1)
+        ).astype(np.float64)
+    else:
+        image, dtype, channel_axis = _check_image(image, channel_axis)
+        work = _channels_last(image, channel_axis).astype(np.float64, copy=False)
     spatial, n_channels = work.shape[:-1], work.shape[-1]
     if noise_sigma is None:
         noise_sigma = estimate_noise_sigma(image, channel_axis=channel_axis)
@@ -361,113 +395,218 @@ def denoise_nl_bayes(
         flat_threshold=flat_threshold,
     )
     _check_patch_fits(spatial, first, final)
-    if sigma == 0 or np.ptp(work) == 0:
+    layouts = [_layout(spatial, settings) for settings in (first, final)]
+    if sigma == 0 or (not lazy and np.ptp(work) == 0):
         return _restore(work, image.shape, channel_axis, dtype)
     opponent = colour_space == "opponent" and n_channels == 3
-    noisy = work @ OPPONENT.T if opponent else work
-    guide = np.ascontiguousarray(noisy[..., :1]) if opponent else noisy
-    basic = nl_bayes_step(noisy, guide, None, sigma, first, joint=not opponent)
-    if opponent:
-        basic = basic @ OPPONENT
-    estimate = nl_bayes_step(work, basic, basic, sigma, final, joint=True)
+    if lazy:
+        from ._dask import nl_bayes_step_dask
+
+        estimate = _two_steps(
+            work,
+            (first, final),
+            layouts,
+            opponent,
+            partial(nl_bayes_step_dask, sigma=sigma),
+        )
+        estimate = _restore(estimate, image.shape, channel_axis, dtype)
+        if estimate.chunks != image.chunks:
+            estimate = estimate.rechunk(image.chunks)
+        return estimate
+    progress = Progress(
+        sum(layout.references.n_patches for layout in layouts),
+        "NL-Bayes",
+        verbose=verbose,
+        unit="references",
+    )
+    run_step = partial(
+        _whole_image_step,
+        sigma=sigma,
+        n_workers=resolve_n_jobs(n_jobs),
+        on_batch=progress.update,
+    )
+    # BLAS on one thread whatever n_jobs, so that n_jobs changes no bit (a
+    # multi-threaded BLAS rounds the larger covariances of colour and volumes
+    # differently); the threads of n_jobs are the parallelism.
+    with threadpool_limits(limits=1, user_api="blas"):
+        estimate = _two_steps(work, (first, final), layouts, opponent, run_step)
+    progress.close()
     return _restore(estimate, image.shape, channel_axis, dtype)
 
 
-def nl_bayes_step(noisy, guide, pilot, sigma, settings, *, joint):
-    """One NL-Bayes step on channels-last float64 images; returns the estimate.
+def _two_steps(work, settings, layouts, opponent, run_step):
+    """The basic and the final estimate of a channels-last float64 image.
 
-    ``guide`` is where similar patches are searched; ``pilot`` is None for the
-    first step (group statistics from the noisy patches), else the basic
-    estimate the statistics come from. ``joint`` estimates all channels of a
-    patch together, else each channel on its own.
+    ``run_step(noisy, guide, pilot, settings, layout, joint)`` runs one step,
+    in memory or on dask arrays.
     """
-    spatial = noisy.shape[:-1]
-    ndim = len(spatial)
-    patch_size = (settings.patch_size,) * ndim
-    search = WindowSearch(
+    noisy = _colour_transform(work, OPPONENT) if opponent else work
+    guide = noisy[..., :1] if opponent else noisy
+    basic = run_step(noisy, guide, None, settings[0], layouts[0], not opponent)
+    if opponent:
+        basic = _colour_transform(basic, OPPONENT.T)
+    return run_step(work, basic, basic, settings[1], layouts[1], True)
+
+
+def _whole_image_step(
+    noisy, guide, pilot, settings, layout, joint, *, sigma, n_workers, on_batch
+):
+    tile = group_tile(layout, (0,) * layout.ndim, layout.image_shape)
+    return nl_bayes_step(
+        noisy,
         guide,
-        patch_size,
-        settings.search_window,
-        min(
-            settings.n_neighbors,
-            _n_candidates(spatial, patch_size, settings.search_window),
-        ),
+        pilot,
+        sigma,
+        settings,
+        tile,
+        joint=joint,
+        n_workers=n_workers,
+        on_batch=on_batch,
     )
-    grid = PatchGrid(spatial, patch_size, step=settings.step)
-    references = search.positions_of(grid.origins())
-    claimed = np.zeros(tuple(s + 2 for s in spatial), dtype=np.uint8)
-    spread = _spread(claimed.shape) if settings.paste_boost else np.zeros(0, np.intp)
-    accumulator = PatchAccumulator(
-        noisy.shape, patch_size, channel_axis=-1, weights=settings.window
+
+
+def _colour_transform(image, matrix):
+    """``image @ matrix.T`` over the channels, one pixel at a time.
+
+    Written out rather than a matrix product, whose rounding depends on how
+    the array is cut: the same value for a pixel in memory and in a dask chunk.
+    """
+    return np.stack(
+        [sum(image[..., c] * row[c] for c in range(len(row))) for row in matrix],
+        axis=-1,
+    )
+
+
+def _layout(spatial, settings):
+    ndim = len(spatial)
+    return GroupLayout.of(
+        spatial,
+        (settings.patch_size,) * ndim,
+        (settings.search_window,) * ndim,
+        settings.step,
+    )
+
+
+def nl_bayes_step(
+    noisy, guide, pilot, sigma, settings, tile, *, joint, n_workers=1, on_batch=None
+):
+    """One NL-Bayes step on the input box of ``tile``; return the tile's pixels.
+
+    ``noisy``, ``guide`` and ``pilot`` are channels-last images of the tile's
+    input box (``tile.input_shape``). ``guide`` is where similar patches are
+    searched; ``pilot`` is None for the first step (group statistics from the
+    noisy patches), else the basic estimate the statistics come from.
+    ``joint`` estimates all channels of a patch together, else each channel on
+    its own.
+
+    The references are taken row of claim blocks by row (``n_workers`` rows at
+    once), each row summed into a canvas of its own, and the canvases are
+    added in order: the sums of every pixel are then the same, value for
+    value, whatever the tile and the number of threads.
+    """
+    fallback = noisy if pilot is None else pilot
+    fallback = fallback[tile.output_crop]
+    if tile.n_references == 0:
+        return np.array(fallback, dtype=np.float64)
+    noisy, guide = np.ascontiguousarray(noisy), np.ascontiguousarray(guide)
+    pilot = None if pilot is None else np.ascontiguousarray(pilot)
+    check_finite(noisy, "image", "non-local Bayes denoising")
+    layout = tile.layout
+    n_neighbors = min(settings.n_neighbors, math.prod(layout.window))
+    search = WindowSearch(guide, layout.patch_size, layout.window, n_neighbors)
+    claims = Claims(guide.shape[:-1], tile.claim_shift(), layout.block)
+    rows = [
+        partial(
+            _row_sums,
+            noisy,
+            pilot,
+            search,
+            claims,
+            tile,
+            run,
+            sigma,
+            settings,
+            joint,
+            on_batch,
+        )
+        for run in tile.block_rows()
+    ]
+    output_rows = (tile.output_crop[0].start, tile.output_crop[0].stop)
+    values = np.zeros(fallback.shape)
+    weights = np.zeros(fallback.shape[:-1])
+    for (a, b), row_values, row_weights in iter_tasks(rows, n_workers):
+        lo, hi = max(a, output_rows[0]), min(b, output_rows[1])
+        if hi <= lo:
+            continue
+        crop = (slice(lo - a, hi - a), *tile.output_crop[1:])
+        values[lo - output_rows[0] : hi - output_rows[0]] += row_values[crop]
+        weights[lo - output_rows[0] : hi - output_rows[0]] += row_weights[crop]
+    covered = weights > 0
+    result = np.array(fallback, dtype=np.float64)
+    result[covered] = values[covered] / weights[covered][:, None]
+    return result
+
+
+def _row_sums(
+    noisy, pilot, search, claims, tile, run, sigma, settings, joint, on_batch
+):
+    """The weighted sums of the groups of one row of claim blocks.
+
+    Returns the row's pixels ``a:b`` along axis 0 (input-local; all of the
+    input along the other axes), the sum of its weighted estimates (channels
+    last) and the sum of their weights.
+    """
+    patch_size, ndim = tile.layout.patch_size, tile.layout.ndim
+    a, b = tile.row_box(*run)
+    box = (b - a, *tile.input_shape[1:])
+    shift = np.array([a] + [0] * (ndim - 1))
+    values = PatchAccumulator(
+        box + noisy.shape[-1:], patch_size, channel_axis=-1, weights=settings.window
     )
     weight_sums = (
-        PatchAccumulator(spatial, patch_size, weights=settings.window)
+        PatchAccumulator(box, patch_size, weights=settings.window)
         if settings.weighted
         else None
     )
+    references = search.positions_of(tile.references(*run))
     for start in range(0, len(references), GROUP_BATCH):
         batch = references[start : start + GROUP_BATCH]
-        batch = batch[claimed.reshape(-1)[_padded(batch, spatial)] == 0]
-        if not len(batch):
-            continue
-        members, _ = search.nearest(batch)
-        keep = np.empty(len(batch), dtype=np.uint8)
-        _nonlocal_kernels.claim_groups(
-            claimed.reshape(-1),
-            _padded(batch, spatial),
-            _padded(members, spatial),
-            spread,
-            keep,
-        )
-        members = members[keep.view(bool)]
-        origins = search.origins_of(members.reshape(-1))
-        noisy_groups = _groups(noisy, patch_size, origins, members.shape)
-        if pilot is None:
-            estimate, weights = _basic_estimate(noisy_groups, sigma, settings, joint)
-        else:
-            pilot_groups = _groups(pilot, patch_size, origins, members.shape)
-            estimate, weights = _final_estimate(
-                noisy_groups, pilot_groups, sigma, settings, joint
-            )
-        if weight_sums is not None:
-            estimate = estimate * weights[:, None, None, None]
-            per_patch = np.repeat(weights, members.shape[1])
-            weight_sums.add(
-                np.broadcast_to(
-                    per_patch.reshape((-1,) + (1,) * ndim),
-                    (len(per_patch), *patch_size),
-                ),
-                origins,
-            )
-        accumulator.add(estimate.reshape((-1, *patch_size, noisy.shape[-1])), origins)
-    result = accumulator.result()
-    if weight_sums is not None:
-        result /= weight_sums.result()[..., None]
-    fallback = noisy if pilot is None else pilot
-    uncovered = np.isnan(result)
-    result[uncovered] = fallback[uncovered]
-    return result
+        starts = search.positions_of(tile.window_starts(search.origins_of(batch)))
+        members, _, _ = search.nearest(batch, starts, claims)
+        if len(members):
+            origins = search.origins_of(members.reshape(-1))
+            noisy_groups = _groups(noisy, patch_size, origins, members.shape)
+            if pilot is None:
+                estimate, weights = _basic_estimate(
+                    noisy_groups, sigma, settings, joint
+                )
+            else:
+                pilot_groups = _groups(pilot, patch_size, origins, members.shape)
+                estimate, weights = _final_estimate(
+                    noisy_groups, pilot_groups, sigma, settings, joint
+                )
+            origins = origins - shift
+            if weight_sums is not None:
+                estimate = estimate * weights[:, None, None, None]
+                per_patch = np.repeat(weights, members.shape[1])
+                weight_sums.add(
+                    np.broadcast_to(
+                        per_patch.reshape((-1,) + (1,) * ndim),
+                        (len(per_patch), *patch_size),
+                    ),
+                    origins,
+                )
+            values.add(estimate.reshape((-1, *patch_size, noisy.shape[-1])), origins)
+        if on_batch is not None:
+            on_batch(min(GROUP_BATCH, len(references) - start))
+    row_weights = values.weight_sum if weight_sums is None else weight_sums.value_sum
+    return (a, b), values.value_sum, row_weights
 
 
 def _n_candidates(spatial, patch_size, window):
     return math.prod(
         min(window, s - p + 1) for s, p in zip(spatial, patch_size, strict=True)
     )
-
-
-def _padded(positions, spatial):
-    """Flat positions in the grid padded by one on every side."""
-    coords = np.unravel_index(positions, spatial)
-    padded = tuple(s + 2 for s in spatial)
-    return np.ascontiguousarray(
-        np.ravel_multi_index(tuple(c + 1 for c in coords), padded), dtype=np.intp
-    )
-
-
-def _spread(padded_shape):
-    """Flat offsets of the neighbours (one step along each axis) in the padded grid."""
-    strides = np.cumprod((1, *padded_shape[:0:-1]))[::-1]
-    return np.ascontiguousarray(np.concatenate([strides, -strides]), dtype=np.intp)
 
 
 def _groups(image, patch_size, origins, shape):
@@ -602,6 +741,8 @@ def _restore(work, shape, channel_axis, dtype):
         work = work[..., 0]
     else:
         work = np.moveaxis(work, -1, channel_axis)
+    if is_dask_array(work):
+        return work.astype(dtype)
     return np.ascontiguousarray(work, dtype=dtype).reshape(shape)
 
 
@@ -644,6 +785,12 @@ class NonLocalBayes(TransformerMixin, BaseEstimator):
     data_range : float, default=None
         Intensity range the noise level is measured against for the defaults;
         1 for float images, the dtype's maximum for integer images when None.
+    n_jobs : int, default=None
+        Threads denoising each image (rows of claim blocks at once); ``None``
+        means 1 unless in a :func:`joblib.parallel_config` context, ``-1``
+        every core. The result does not depend on it.
+    verbose : int, default=0
+        Report progress on stderr (``tqdm`` if installed).
 
     See Also
     --------
@@ -653,8 +800,11 @@ class NonLocalBayes(TransformerMixin, BaseEstimator):
     Notes
     -----
     Images have 2 or more spatial axes. ``transform`` keeps the container: an
-    array gives an array, a list of images (of any shapes) gives a list.
-    float32 images give float32; everything else float64.
+    array gives an array, a list of images (of any shapes) gives a list, and a
+    dask array ``(n_images, *spatial_shape[, n_channels])`` a lazy dask array
+    of the same chunks, equal to the in-memory result for any chunking (see
+    :func:`denoise_nl_bayes`; ``noise_sigma`` must then be given). float32
+    images give float32; everything else float64.
 
     Examples
     --------
@@ -681,6 +831,8 @@ class NonLocalBayes(TransformerMixin, BaseEstimator):
         "flat_threshold": [Interval(Real, 0, None, closed="left"), None],
         "colour_space": [StrOptions(set(COLOUR_SPACES))],
         "data_range": [Interval(Real, 0, None, closed="neither"), None],
+        "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -696,6 +848,8 @@ class NonLocalBayes(TransformerMixin, BaseEstimator):
         flat_threshold=1.0,
         colour_space="opponent",
         data_range=None,
+        n_jobs=None,
+        verbose=0,
     ):
         self.noise_sigma = noise_sigma
         self.channel_axis = channel_axis
@@ -707,6 +861,8 @@ class NonLocalBayes(TransformerMixin, BaseEstimator):
         self.flat_threshold = flat_threshold
         self.colour_space = colour_space
         self.data_range = data_range
+        self.n_jobs = n_jobs
+        self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -744,6 +900,10 @@ class NonLocalBayes(TransformerMixin, BaseEstimator):
         self._validate_params()
         images, as_array = self._check_batch(X)
         denoised = [self._denoise(image) for image in images]
+        if is_dask_array(X):
+            import dask.array as da
+
+            return da.stack(denoised)
         return np.stack(denoised) if as_array else denoised
 
     def predict(self, X):
@@ -794,12 +954,27 @@ class NonLocalBayes(TransformerMixin, BaseEstimator):
             flat_threshold=self.flat_threshold,
             colour_space=self.colour_space,
             data_range=self.data_range,
+            n_jobs=self.n_jobs,
+            verbose=self.verbose,
         )
 
     def _check_batch(self, X):
-        """The images of ``X`` as a list, and whether ``X`` was one array."""
+        """The images of ``X`` as a list, and whether ``X`` was one array.
+
+        The images of a dask array stay lazy: their values are checked when
+        they are computed.
+        """
         minimum = 2 if self.channel_axis is None else 3
         as_array = not isinstance(X, list | tuple)
+        if is_dask_array(X):
+            if X.ndim < minimum + 1 or X.shape[0] == 0:
+                raise ValueError(
+                    f"X must be a dask array of shape (n_images, *spatial_shape"
+                    f"{'' if self.channel_axis is None else ', n_channels'}) with at "
+                    f"least one image and 2 spatial axes (channel_axis="
+                    f"{self.channel_axis}); got shape {X.shape}"
+                )
+            return [X[i] for i in range(X.shape[0])], True
         if as_array:
             X = np.asarray(X)
             if X.ndim < minimum + 1:

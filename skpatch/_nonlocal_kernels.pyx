@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 # cython: initializedcheck=False, nonecheck=False
-"""Compiled loops of the non-local methods: nearest patches in a window, group claims.
+"""Compiled loops of the non-local methods: nearest patches in a window, with claims.
 
 As in ``_kernels``, an image is a flat C-contiguous array with channels last, and a
 patch is found by the flat offset of its first value plus ``row_offsets[r]``, the
@@ -26,7 +26,9 @@ def nearest_patches(const floating[::1] guide, const Py_ssize_t[::1] references,
                     const Py_ssize_t[::1] line_offsets, Py_ssize_t line_length,
                     Py_ssize_t candidate_stride, const Py_ssize_t[::1] row_offsets,
                     Py_ssize_t row_length, Py_ssize_t[:, ::1] out_index,
-                    double[:, ::1] out_distance):
+                    double[:, ::1] out_distance, unsigned char[::1] claimed,
+                    const Py_ssize_t[::1] shape, const Py_ssize_t[::1] block_shift,
+                    Py_ssize_t block_side, unsigned char[::1] keep):
     """For reference ``i``, the ``k`` candidates nearest to it, ascending.
 
     Reference ``i`` starts at ``references[i]``. Its candidates lie on lines (the
@@ -36,6 +38,14 @@ def nearest_patches(const floating[::1] guide, const Py_ssize_t[::1] references,
     gets the starts of the ``k = out_index.shape[1]`` nearest (squared L2 over
     the patch), ``out_distance[i]`` their distances, sorted by distance and then
     by start.
+
+    Claims (the paste trick of the non-local methods), when ``claimed`` is not
+    empty: it flags patch positions (a start divided by ``candidate_stride``),
+    flat in a C-ordered grid of ``shape``. References are taken in order; one
+    already flagged is skipped (``keep[i] = 0``, its rows left as they were);
+    otherwise ``keep[i] = 1``, and its neighbours are flagged where they lie in
+    its claim block: the box of side ``block_side`` holding it, position ``c``
+    along axis ``a`` being in block ``(c + block_shift[a]) // block_side``.
     """
     cdef double *line = <double *>malloc(line_length * sizeof(double))
     if line == NULL:
@@ -43,7 +53,7 @@ def nearest_patches(const floating[::1] guide, const Py_ssize_t[::1] references,
     with nogil:
         _nearest(guide, references, window_starts, line_offsets, line_length,
                  candidate_stride, row_offsets, row_length, out_index, out_distance,
-                 line)
+                 claimed, shape, block_shift, block_side, keep, line)
     free(line)
 
 
@@ -52,13 +62,22 @@ cdef void _nearest(const floating[::1] guide, const Py_ssize_t[::1] references,
                    const Py_ssize_t[::1] line_offsets, Py_ssize_t line_length,
                    Py_ssize_t candidate_stride, const Py_ssize_t[::1] row_offsets,
                    Py_ssize_t row_length, Py_ssize_t[:, ::1] out_index,
-                   double[:, ::1] out_distance, double *line) noexcept nogil:
+                   double[:, ::1] out_distance, unsigned char[::1] claimed,
+                   const Py_ssize_t[::1] shape, const Py_ssize_t[::1] block_shift,
+                   Py_ssize_t block_side, unsigned char[::1] keep,
+                   double *line) noexcept nogil:
     cdef Py_ssize_t k = out_index.shape[1]
-    cdef Py_ssize_t i, l, t, n_kept, start
+    cdef Py_ssize_t i, j, l, t, n_kept, start, position, member
+    cdef bint claims = claimed.shape[0] > 0
     cdef double bound
     cdef Py_ssize_t *index
     cdef double *dist
     for i in range(references.shape[0]):
+        position = references[i] // candidate_stride
+        if claims and claimed[position]:
+            keep[i] = 0
+            continue
+        keep[i] = 1
         index = &out_index[i, 0]
         dist = &out_distance[i, 0]
         n_kept = 0
@@ -81,6 +100,11 @@ cdef void _nearest(const floating[::1] guide, const Py_ssize_t[::1] references,
                                       start + t * candidate_stride)
                     bound = dist[0]
         _heap_sort(dist, index, n_kept)
+        if claims:
+            for j in range(n_kept):
+                member = index[j] // candidate_stride
+                if _same_block(position, member, shape, block_shift, block_side):
+                    claimed[member] = 1
 
 
 cdef inline void _line_distances(const floating[::1] guide, Py_ssize_t reference,
@@ -164,32 +188,16 @@ cdef void _heap_sort(double *dist, Py_ssize_t *index, Py_ssize_t n) noexcept nog
 # ---------------------------------------------------------------- paste trick
 
 
-def claim_groups(unsigned char[::1] claimed, const Py_ssize_t[::1] references,
-                 const Py_ssize_t[:, ::1] members, const Py_ssize_t[::1] spread,
-                 unsigned char[::1] keep):
-    """Keep the references not claimed yet, in order; a kept group claims its members.
-
-    ``claimed`` flags positions (flat indices in a grid of positions); reference
-    ``i`` is at ``references[i]`` and its group's members at ``members[i]``. A
-    reference already claimed gets ``keep[i] = 0``; otherwise ``keep[i] = 1`` and
-    every member ``m`` claims ``m`` and ``m + spread[s]`` for every ``s`` (the
-    caller pads the grid so that these stay inside it).
-    """
-    with nogil:
-        _claim(claimed, references, members, spread, keep)
-
-
-cdef void _claim(unsigned char[::1] claimed, const Py_ssize_t[::1] references,
-                 const Py_ssize_t[:, ::1] members, const Py_ssize_t[::1] spread,
-                 unsigned char[::1] keep) noexcept nogil:
-    cdef Py_ssize_t i, j, s, m
-    for i in range(references.shape[0]):
-        if claimed[references[i]]:
-            keep[i] = 0
-            continue
-        keep[i] = 1
-        for j in range(members.shape[1]):
-            m = members[i, j]
-            claimed[m] = 1
-            for s in range(spread.shape[0]):
-                claimed[m + spread[s]] = 1
+cdef bint _same_block(Py_ssize_t p, Py_ssize_t q, const Py_ssize_t[::1] shape,
+                      const Py_ssize_t[::1] block_shift,
+                      Py_ssize_t block_side) noexcept nogil:
+    cdef Py_ssize_t a, n
+    for a in range(shape.shape[0] - 1, -1, -1):
+        n = shape[a]
+        if (p % n + block_shift[a]) // block_side != (
+            q % n + block_shift[a]
+        ) // block_side:
+            return False
+        p //= n
+        q //= n
+    return True

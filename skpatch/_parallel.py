@@ -142,13 +142,24 @@ def run_tasks(tasks, n_workers):
     BLAS is held to one thread while the pool runs, so that the pool's threads
     and BLAS's do not oversubscribe the cores.
     """
-    if n_workers == 1 or len(tasks) == 1:
-        return [task() for task in tasks]
+    return list(iter_tasks(tasks, n_workers))
+
+
+def iter_tasks(tasks, n_workers):
+    """Yield the results of the tasks in order, as :func:`run_tasks` computes them.
+
+    The caller can consume each result as it comes (merge it, free it) while
+    the pool works on the next ones.
+    """
+    if n_workers == 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield task()
+        return
     with (
         threadpool_limits(limits=1, user_api="blas"),
         ThreadPoolExecutor(max_workers=n_workers) as pool,
     ):
-        return list(pool.map(_call, tasks))
+        yield from pool.map(_call, tasks)
 
 
 def _call(task):

@@ -162,6 +162,9 @@ default='uniform'
         The geometry.
     weight_sum : ndarray
         Total weight per pixel so far, in the image's spatial shape.
+    value_sum : ndarray
+        Weighted sum of the patch values per pixel so far, in the image's shape
+        (float64): ``value_sum / weight_sum`` is the average.
 
     See Also
     --------
@@ -250,6 +253,19 @@ default='uniform'
             if self._window.ndim == self.grid.ndim and self.n_channels is not None:
                 weights = weights[..., 0]
         return np.array(weights[self.grid.crop], dtype=np.float64)
+
+    @property
+    def value_sum(self):
+        """Weighted sum of the patch values per pixel so far, in the image's shape.
+
+        The numerator of the average :meth:`result` returns (whose denominator
+        is :attr:`weight_sum`), in float64: sums of several accumulators over
+        the same pixels can be added before dividing.
+        """
+        values = np.array(self._sum[self.grid.crop], dtype=np.float64)
+        if self.channel_axis is not None:
+            values = np.moveaxis(values, -1, self.channel_axis)
+        return values
 
     def add(self, patches, origins=None):
         """Add a batch of patches at ``origins`` (image coordinates).
@@ -454,8 +470,9 @@ def _float_rows(patches, unit):
         yield start, np.ascontiguousarray(rows, dtype=output_float_dtype(rows.dtype))
 
 
-def _select_reconstruct(accumulator, patches, origins, aggregate, fill_value,
-                        return_weights):
+def _select_reconstruct(
+    accumulator, patches, origins, aggregate, fill_value, return_weights
+):
     """The median or the mode of the values covering each pixel."""
     if not is_uniform(accumulator.weights):
         raise ValueError(

@@ -10,6 +10,7 @@ whatever the tiling. This module owns that index arithmetic; it holds no pixel
 data beyond the small index arrays it returns.
 """
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -305,3 +306,202 @@ def covers_every_pixel(grid):
         if not covered[crop].all():
             return False
     return True
+
+
+# ------------------------------------------------------------ non-local groups
+
+# Side, in pixels, of the claim blocks of the non-local methods: a group claims
+# (skips) the reference patches it holds only inside its own reference's block,
+# so that which references are processed is decided block by block, and every
+# tile can reproduce it from the blocks around it. On 512x512 images, 64 forms
+# 10% more groups than claims over the whole image (IPOL's), 32 20% more.
+CLAIM_BLOCK = 64
+
+
+@dataclass(frozen=True)
+class GroupLayout:
+    """The geometry of a non-local step: references, search windows, claim blocks.
+
+    The reference patches are those of a :class:`~skpatch.PatchGrid` (step,
+    no padding); each searches a window of ``window`` candidate origins per
+    axis, centred on it and shifted (not clipped) at the image's edges; claim
+    blocks are boxes of ``block`` pixels anchored at the image's origin.
+    """
+
+    image_shape: tuple
+    patch_size: tuple
+    window: tuple
+    references: PatchGrid
+    block: int = CLAIM_BLOCK
+
+    @classmethod
+    def of(cls, image_shape, patch_size, search_window, step, block=CLAIM_BLOCK):
+        image_shape, patch_size = tuple(image_shape), tuple(patch_size)
+        window = tuple(
+            min(int(w), s - p + 1)
+            for w, s, p in zip(search_window, image_shape, patch_size, strict=True)
+        )
+        grid = PatchGrid(image_shape, patch_size, step=step)
+        return cls(image_shape, patch_size, window, grid, block)
+
+    @property
+    def ndim(self):
+        return len(self.image_shape)
+
+    def window_starts(self, axis, origins):
+        """First candidate origin of the windows of ``origins`` along ``axis``."""
+        n_positions = self.image_shape[axis] - self.patch_size[axis] + 1
+        half = self.window[axis] // 2
+        return np.clip(origins - half, 0, n_positions - self.window[axis])
+
+    def reach(self, axis):
+        """Pixels the groups of a reference read and write past its window start."""
+        return self.window[axis] + self.patch_size[axis] - 1
+
+    def halo(self):
+        """The overlap a tile needs on each side of every axis (an upper bound).
+
+        The groups touching a tile come from windows at most a window and a
+        patch away from it, and their claim blocks reach a block further.
+        """
+        return tuple(
+            self.block + w + p
+            for w, p in zip(self.window, self.patch_size, strict=True)
+        )
+
+
+@dataclass(frozen=True)
+class GroupTile:
+    """The references whose groups reach one box of the image, and what they read.
+
+    Parameters
+    ----------
+    layout : GroupLayout
+        The global geometry.
+    start, stop : tuple of int
+        The box, in image coordinates.
+    reference_ranges : tuple of (int, int)
+        Per axis, indices ``lo:hi`` into ``layout.references.axis_origins[a]``:
+        every claim block holding a reference whose groups reach the box, whole.
+    input_start, input_stop : tuple of int
+        The image box these references' windows and patches read.
+    """
+
+    layout: GroupLayout
+    start: tuple
+    stop: tuple
+    reference_ranges: tuple
+    input_start: tuple
+    input_stop: tuple
+
+    @property
+    def input_shape(self):
+        return tuple(
+            b - a for a, b in zip(self.input_start, self.input_stop, strict=True)
+        )
+
+    @property
+    def n_references(self):
+        return math.prod(hi - lo for lo, hi in self.reference_ranges)
+
+    @property
+    def output_crop(self):
+        """The box as slices of the input box."""
+        return tuple(
+            slice(a - i, b - i)
+            for a, b, i in zip(self.start, self.stop, self.input_start, strict=True)
+        )
+
+    def block_rows(self):
+        """Runs ``lo:hi`` of reference indices along axis 0, one per row of blocks."""
+        lo, hi = self.reference_ranges[0]
+        blocks = self.layout.references.axis_origins[0][lo:hi] // self.layout.block
+        cuts = lo + np.flatnonzero(np.diff(blocks)) + 1
+        edges = [lo, *cuts.tolist(), hi]
+        return [(a, b) for a, b in itertools.pairwise(edges) if b > a]
+
+    def references(self, lo, hi):
+        """Input-local origins of the references of the row run ``lo:hi``, C order."""
+        ranges = ((lo, hi), *self.reference_ranges[1:])
+        axes = [
+            origins[a:b] - i
+            for origins, (a, b), i in zip(
+                self.layout.references.axis_origins,
+                ranges,
+                self.input_start,
+                strict=True,
+            )
+        ]
+        mesh = np.meshgrid(*axes, indexing="ij")
+        return np.stack([m.reshape(-1) for m in mesh], axis=-1).astype(np.intp)
+
+    def row_box(self, lo, hi):
+        """Along axis 0, the input-local pixels ``a:b`` the row run's groups touch."""
+        origins = self.layout.references.axis_origins[0]
+        starts = self.layout.window_starts(0, origins[[lo, hi - 1]])
+        first = int(starts[0]) - self.input_start[0]
+        return first, int(starts[1]) + self.layout.reach(0) - self.input_start[0]
+
+    def window_starts(self, origins):
+        """Input-local first candidates of input-local ``origins`` (n, ndim)."""
+        columns = [
+            self.layout.window_starts(axis, origins[:, axis] + i) - i
+            for axis, i in enumerate(self.input_start)
+        ]
+        return np.stack(columns, axis=-1)
+
+    def claim_shift(self):
+        """Per axis, what places an input position's claim block in the image.
+
+        Position ``c`` of the input box is in the image's block ``(c + shift)
+        // block - 1``; the added block keeps the numerator non-negative.
+        """
+        return np.array(
+            [i + self.layout.block for i in self.input_start], dtype=np.intp
+        )
+
+
+def group_tile(layout, start, stop):
+    """The :class:`GroupTile` of the image box ``start:stop``.
+
+    Examples
+    --------
+    >>> from skpatch._tiling import GroupLayout, group_tile
+    >>> layout = GroupLayout.of((200, 300), (5, 5), (11, 11), (1, 2))
+    >>> tile = group_tile(layout, (100, 0), (150, 120))
+    >>> tile.reference_ranges, tile.input_start, tile.input_stop
+    (((64, 192), (0, 64)), (59, 0), (200, 136))
+    """
+    ranges, input_start, input_stop = [], [], []
+    for axis in range(layout.ndim):
+        origins = layout.references.axis_origins[axis]
+        starts = layout.window_starts(axis, origins)
+        # Window starts grow with the origins: the references reaching the box
+        # form one run, widened to whole claim blocks.
+        reaching = (starts < stop[axis]) & (starts + layout.reach(axis) > start[axis])
+        found = np.flatnonzero(reaching)
+        # The input holds the box itself too: pixels no group reaches keep
+        # their value.
+        a, b = int(start[axis]), int(stop[axis])
+        if not len(found):
+            ranges.append((0, 0))
+        else:
+            blocks = origins // layout.block
+            lo = int(np.searchsorted(blocks, blocks[found[0]], side="left"))
+            hi = int(np.searchsorted(blocks, blocks[found[-1]], side="right"))
+            ranges.append((lo, hi))
+            a = min(a, int(starts[lo]))
+            b = max(b, int(starts[hi - 1]) + layout.reach(axis))
+        input_start.append(a)
+        input_stop.append(b)
+    if any(hi == lo for lo, hi in ranges):
+        ranges = [(0, 0)] * layout.ndim
+        input_start, input_stop = list(map(int, start)), list(map(int, stop))
+    return GroupTile(
+        layout,
+        tuple(map(int, start)),
+        tuple(map(int, stop)),
+        tuple(ranges),
+        tuple(input_start),
+        tuple(input_stop),
+    )

@@ -2,6 +2,7 @@
 
 import numbers
 import os
+import sys
 
 import numpy as np
 
@@ -137,3 +138,9 @@ def check_fits_in_memory(n_bytes, what, hint):
 
 def _format_bytes(n_bytes):
     return f"{n_bytes / 2**30:.2f} GiB"
+
+
+def is_dask_array(X):
+    """Whether ``X`` is a dask array, without importing dask for numpy users."""
+    dask_array = sys.modules.get("dask.array")
+    return dask_array is not None and isinstance(X, dask_array.Array)

@@ -1,14 +1,23 @@
-"""Tests of dask arrays in PatchDenoiser and denoise_image (skpatch._dask)."""
+"""Tests of dask arrays in PatchDenoiser, denoise_image and NL-Bayes (skpatch._dask)."""
 
 import pickle
 import threading
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.decomposition import PCA, MiniBatchDictionaryLearning
 from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_limits
 
-from skpatch import PatchDenoiser, denoise_image, extract_patches
+from skpatch import (
+    NonLocalBayes,
+    PatchDenoiser,
+    denoise_image,
+    denoise_nl_bayes,
+    extract_patches,
+)
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
@@ -204,3 +213,95 @@ def test_bad_dask_input(images, fitted):
         fitted.transform(unknown)
     with pytest.raises(ValueError, match=r"patch_size \(5, 5\).*\(3, 43\)"):
         fitted.transform(da.zeros((1, 3, 43)))
+
+
+# ------------------------------------------------------------------ NL-Bayes
+
+
+@pytest.fixture(scope="module")
+def noisy_scene():
+    """A noisy 150x130 image (three rows of claim blocks) and its NL-Bayes."""
+    image = noisy_images((1, 150, 130), seed=3)[0]
+    return image, denoise_nl_bayes(image, SIGMA)
+
+
+@st.composite
+def chunkings(draw, shape):
+    """Random chunk lengths along every axis (often shorter than the halo)."""
+    chunks = []
+    for size in shape:
+        cuts = draw(st.sets(st.integers(1, size - 1), max_size=4))
+        bounds = [0, *sorted(cuts), size]
+        chunks.append(tuple(np.diff(bounds).tolist()))
+    return tuple(chunks)
+
+
+@settings(max_examples=12, deadline=None)
+@given(chunks=chunkings((150, 130)))
+def test_nl_bayes_any_chunking_equals_in_memory(noisy_scene, chunks):
+    """Check that every chunking gives the in-memory result, value for value."""
+    image, expected = noisy_scene
+    lazy = denoise_nl_bayes(da.from_array(image, chunks=chunks), SIGMA)
+    assert isinstance(lazy, da.Array)
+    assert lazy.chunks == chunks
+    np.testing.assert_array_equal(lazy.compute(scheduler="synchronous"), expected)
+
+
+@pytest.mark.parametrize("colour_space", ["opponent", "rgb"])
+def test_nl_bayes_colour_and_float32_through_dask(colour_space):
+    """Check colour images (channels last) and float32 against memory."""
+    image = noisy_images((1, 100, 90, 3), seed=4, dtype=np.float32)[0]
+    expected = denoise_nl_bayes(
+        image, SIGMA, channel_axis=-1, colour_space=colour_space
+    )
+    lazy = denoise_nl_bayes(
+        da.from_array(image, chunks=(40, 50, 2)),
+        SIGMA,
+        channel_axis=-1,
+        colour_space=colour_space,
+    )
+    assert lazy.dtype == np.float32
+    assert lazy.chunks == ((40, 40, 20), (50, 40), (2, 1))
+    np.testing.assert_allclose(
+        lazy.compute(scheduler="synchronous"), expected, rtol=0, atol=1e-6
+    )
+
+
+def test_nl_bayes_volume_through_dask():
+    """Check a 3-D volume cut along every axis (small search window)."""
+    volume = noisy_images((1, 30, 24, 26), seed=5)[0]
+    options = {"search_window": 5, "n_neighbors": 20}
+    expected = denoise_nl_bayes(volume, SIGMA, **options)
+    lazy = denoise_nl_bayes(da.from_array(volume, chunks=(13, 9, 11)), SIGMA, **options)
+    # Value for value with BLAS on one thread, as in memory (a multi-threaded
+    # BLAS rounds the 125-value covariances differently).
+    with threadpool_limits(limits=1, user_api="blas"):
+        got = lazy.compute(scheduler="synchronous")
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_nl_bayes_estimator_on_the_cluster(dask_client):
+    """Check NonLocalBayes on a dask batch: lazy, computed by worker processes."""
+    images = noisy_images((2, 90, 70), seed=6)
+    denoiser = NonLocalBayes(noise_sigma=SIGMA).fit(images)
+    lazy = denoiser.transform(da.from_array(images, chunks=(1, 45, 35)))
+    assert isinstance(lazy, da.Array)
+    assert lazy.shape == images.shape
+    got = dask.compute(lazy, scheduler=dask_client)[0]
+    np.testing.assert_array_equal(got, denoiser.transform(images))
+
+
+def test_nl_bayes_bad_dask_input():
+    """Check the errors of lazy NL-Bayes: no noise estimate, NaN, bad batches."""
+    image = noisy_images((1, 40, 40))[0]
+    with pytest.raises(ValueError, match=r"noise_sigma=None.*dask"):
+        denoise_nl_bayes(da.from_array(image), None)
+    broken = image.copy()
+    broken[3, 4] = np.nan
+    lazy = denoise_nl_bayes(da.from_array(broken, chunks=20), SIGMA)
+    with pytest.raises(ValueError, match="NaN"):
+        lazy.compute(scheduler="synchronous")
+    with pytest.raises(ValueError, match=r"n_images.*shape \(40, 40\)"):
+        NonLocalBayes(noise_sigma=SIGMA).transform(da.from_array(image))
+    with pytest.raises(TypeError, match="real numbers"):
+        denoise_nl_bayes(da.zeros((40, 40), dtype=complex), SIGMA)

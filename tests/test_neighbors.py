@@ -14,6 +14,7 @@ from skpatch import (
     iter_similar_patches,
     search_similar_patches,
 )
+from skpatch._neighbors import Claims, WindowSearch
 
 
 def brute_force_search(image, patch_size, n_neighbors, window, references, guide):
@@ -309,3 +310,56 @@ def test_bad_images():
         search_similar_patches(np.array([["a", "b"]]), 1, n_neighbors=1)
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         next(iter_similar_patches(np.zeros((8, 8)), 3, n_neighbors=2, batch_size=0))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    case=search_cases(),
+    block=st.integers(1, 6),
+    shift=st.integers(0, 5),
+    batch=st.integers(1, 40),
+)
+def test_claims_follow_the_paste_rule(case, block, shift, batch):
+    """Check the references kept under claims against the rule written as a loop.
+
+    In C order, a reference is skipped if an earlier kept reference of its
+    claim block has it among its neighbours; batches (any size) do not change
+    which are kept, nor their neighbours.
+    """
+    spatial, patch, window, step, n_channels, n_neighbors, seed, levels = case
+    rng = np.random.default_rng(seed)
+    shape = (*spatial, 1 if n_channels is None else n_channels)
+    image = rng.integers(0, levels, shape).astype(np.float64)
+    references = PatchGrid(spatial, patch, step=step).origins()
+    expected_neighbors, _ = brute_force_search(
+        image, patch, n_neighbors, window, references, image
+    )
+
+    def block_of(origin):
+        return tuple((o + shift) // block for o in origin)
+
+    claimed, kept = set(), []
+    for origin, neighbors in zip(
+        map(tuple, references), expected_neighbors, strict=True
+    ):
+        if origin in claimed:
+            continue
+        kept.append(origin)
+        claimed |= {
+            tuple(n) for n in neighbors.tolist() if block_of(n) == block_of(origin)
+        }
+    search = WindowSearch(image, patch, window, n_neighbors)
+    claims = Claims(spatial, (shift,) * len(spatial), block)
+    positions = search.positions_of(references)
+    got, got_neighbors = [], []
+    for start in range(0, len(positions), batch):
+        members, _, keep = search.nearest(
+            positions[start : start + batch], None, claims
+        )
+        got.extend(map(tuple, references[start : start + batch][keep].tolist()))
+        got_neighbors.extend(search.origins_of(members))
+    assert got == kept
+    index = [list(map(tuple, references.tolist())).index(o) for o in kept]
+    assert_array_equal(
+        np.array(got_neighbors).reshape(-1), expected_neighbors[index].reshape(-1)
+    )

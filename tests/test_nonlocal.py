@@ -247,3 +247,38 @@ def test_grid_search_tunes_parameters():
     search.fit(noisy, clean)
     assert search.best_params_["beta"] in (0.5, 1.0)
     assert np.isfinite(search.best_score_)
+
+
+@pytest.mark.parametrize(
+    ("shape", "channel_axis", "options"),
+    [
+        ((150, 97), None, {}),
+        ((140, 70, 3), -1, {}),
+        ((140, 70, 3), -1, {"colour_space": "rgb"}),
+        ((70, 18, 20), None, {"search_window": 5, "n_neighbors": 20}),
+    ],
+    ids=["grey", "colour", "rgb", "volume"],
+)
+def test_threads_give_the_same_values(shape, channel_axis, options):
+    """Check that n_jobs changes no bit: rows of claim blocks are summed in order."""
+    rng = np.random.default_rng(1)
+    clean = np.broadcast_to(
+        _scene(shape[:2]).reshape(shape[:2] + (1,) * (len(shape) - 2)), shape
+    )
+    noisy = clean + 0.1 * rng.standard_normal(shape)
+    expected = denoise_nl_bayes(noisy, 0.1, channel_axis=channel_axis, **options)
+    got = denoise_nl_bayes(noisy, 0.1, channel_axis=channel_axis, n_jobs=2, **options)
+    assert_array_equal(got, expected)
+    assert _psnr(clean, got) > _psnr(clean, noisy) + 2
+
+
+def test_estimator_threads_and_progress(capsys):
+    """Check n_jobs and verbose of the estimator: same values, progress on stderr."""
+    noisy = _noisy(np.stack([_scene(), _scene()[::-1]]), 0.1)
+    quiet = NonLocalBayes(noise_sigma=0.1).fit_transform(noisy)
+    capsys.readouterr()
+    loud = NonLocalBayes(noise_sigma=0.1, n_jobs=2, verbose=1).fit_transform(noisy)
+    assert_array_equal(loud, quiet)
+    assert "NL-Bayes" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="n_jobs"):
+        NonLocalBayes(noise_sigma=0.1, n_jobs=0).fit_transform(noisy)

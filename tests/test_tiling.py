@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 from skpatch import PatchGrid, extract_patches, reconstruct_from_patches
 from skpatch._parallel import thread_chunks, tile_average
 from skpatch._tiling import (
+    GroupLayout,
     _image_index,
     chunk_bounds,
     covers_every_pixel,
+    group_tile,
     iter_tiles,
     source_block,
     source_box,
@@ -211,3 +213,106 @@ def test_thread_chunks_cover_the_image(shape, patch, n_workers):
         assert n_tiles == 1
     elif shape == (2048, 2048):
         assert n_tiles >= 4 * n_workers
+
+
+# ------------------------------------------------------------ non-local groups
+
+
+@st.composite
+def group_geometries(draw):
+    """A non-local layout (small claim blocks) and a box of its image."""
+    ndim = draw(st.integers(1, 3))
+    shape, patch, window, step, start, stop = [], [], [], [], [], []
+    for _ in range(ndim):
+        size = draw(st.integers(1, {1: 60, 2: 30, 3: 14}[ndim]))
+        p = draw(st.integers(1, min(size, 5)))
+        a = draw(st.integers(0, size - 1))
+        shape.append(size)
+        patch.append(p)
+        window.append(draw(st.integers(1, 9)))
+        step.append(draw(st.integers(1, 4)))
+        start.append(a)
+        stop.append(draw(st.integers(a + 1, size)))
+    block = draw(st.integers(1, 12))
+    layout = GroupLayout.of(shape, patch, window, tuple(step), block=block)
+    return layout, tuple(start), tuple(stop)
+
+
+def brute_force_reach(layout, origin):
+    """The box a reference's window of candidates covers, by hand."""
+    lo, hi = [], []
+    for o, size, p, w in zip(
+        origin, layout.image_shape, layout.patch_size, layout.window, strict=True
+    ):
+        n_positions = size - p + 1
+        first = min(max(o - w // 2, 0), n_positions - w)
+        lo.append(first)
+        hi.append(first + w + p - 1)
+    return lo, hi
+
+
+@settings(max_examples=300, deadline=None)
+@given(group_geometries())
+def test_group_tile_holds_every_group_reaching_the_box(case):
+    """Check a tile's references against a loop over every reference of the image.
+
+    The tile must hold every reference whose window touches the box, with all
+    the references of their claim blocks, and read every pixel their windows
+    cover, within the layout's halo.
+    """
+    layout, start, stop = case
+    tile = group_tile(layout, start, stop)
+    held = set(
+        itertools.product(
+            *(
+                origins[lo:hi].tolist()
+                for origins, (lo, hi) in zip(
+                    layout.references.axis_origins, tile.reference_ranges, strict=True
+                )
+            )
+        )
+    )
+    everything = list(itertools.product(*layout.references.axis_origins))
+    reaching = set()
+    for origin in everything:
+        lo, hi = brute_force_reach(layout, origin)
+        if all(a < q and b > p for a, b, p, q in zip(lo, hi, start, stop, strict=True)):
+            reaching.add(origin)
+    assert reaching <= held
+    blocks = {tuple(o // layout.block for o in origin) for origin in reaching}
+    assert held == {
+        origin
+        for origin in everything
+        if tuple(o // layout.block for o in origin) in blocks
+    }
+    for origin in held:
+        lo, hi = brute_force_reach(layout, origin)
+        assert all(a >= i for a, i in zip(lo, tile.input_start, strict=True))
+        assert all(b <= i for b, i in zip(hi, tile.input_stop, strict=True))
+    for a, b, i, j, h in zip(
+        start, stop, tile.input_start, tile.input_stop, layout.halo(), strict=True
+    ):
+        assert i <= a <= i + h
+        assert b <= j <= b + h
+    rows = tile.block_rows()
+    if held:
+        assert rows[0][0] == tile.reference_ranges[0][0]
+        assert rows[-1][1] == tile.reference_ranges[0][1]
+    for (_, hi), (next_lo, _) in itertools.pairwise(rows):
+        assert hi == next_lo
+    row_blocks = [
+        set(layout.references.axis_origins[0][lo:hi] // layout.block) for lo, hi in rows
+    ]
+    assert all(len(b) == 1 for b in row_blocks)
+    assert len({b.pop() for b in row_blocks}) == len(rows)
+
+
+def test_group_tile_of_the_whole_image_reads_the_whole_image():
+    layout = GroupLayout.of((50, 41), (5, 5), (11, 11), (1, 2))
+    tile = group_tile(layout, (0, 0), (50, 41))
+    assert tile.input_start == (0, 0)
+    assert tile.input_stop == (50, 41)
+    assert tile.n_references == layout.references.n_patches
+    np.testing.assert_array_equal(
+        tile.references(*tile.reference_ranges[0]), layout.references.origins()
+    )
