@@ -413,7 +413,55 @@ def _name(model):
     return type(model).__name__
 
 
-class PatchDenoiser(TransformerMixin, BaseEstimator):
+class DenoiserMixin:
+    """``predict`` and ``score`` of the image denoisers.
+
+    ``predict`` is ``transform`` (a denoiser predicts the clean images) and
+    ``score`` the mean PSNR against the clean images, which makes the
+    denoisers' parameters tunable by :class:`~sklearn.model_selection.GridSearchCV`
+    with the noisy images as ``X`` and the clean ones as ``y``.
+    """
+
+    def predict(self, X):
+        """Denoise every image of ``X``; the same as :meth:`transform`.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_images, *spatial_shape[, n_channels]), list of \
+ndarray, or dask array
+            Noisy images.
+
+        Returns
+        -------
+        denoised : ndarray of shape X.shape, list of ndarray, or dask array
+            An array for an array input, a list of images for a list, a lazy
+            dask array for a dask array.
+        """
+        return self.transform(X)
+
+    def score(self, X, y):
+        """Mean PSNR (dB) of the denoised ``X`` against the clean images ``y``.
+
+        The estimates are clipped to [0, 1] and the data range is 1, the
+        protocol for images scaled to [0, 1].
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_images, *spatial_shape[, n_channels]) or list \
+of ndarray
+            Noisy images.
+        y : ndarray or list of ndarray
+            The clean images, with the same shapes.
+
+        Returns
+        -------
+        score : float
+            Mean peak signal-to-noise ratio over the images, in dB.
+        """
+        return psnr_scorer(self, X, y)
+
+
+class PatchDenoiser(DenoiserMixin, TransformerMixin, BaseEstimator):
     """Denoise images with a patch model learned by any scikit-learn estimator.
 
     ``fit`` trains a clone of ``estimator`` on (a sample of) the flattened
@@ -715,44 +763,6 @@ ndarray, or dask array
             description=f"{type(self).__name__}.transform",
         )
         return np.stack(denoised) if as_array else denoised
-
-    def predict(self, X):
-        """Denoise every image of ``X``; the same as :meth:`transform`.
-
-        Parameters
-        ----------
-        X : ndarray of shape (n_images, *spatial_shape[, n_channels]), list of \
-ndarray, or dask array
-            Noisy images.
-
-        Returns
-        -------
-        denoised : ndarray of shape X.shape, list of ndarray, or dask array
-            An array for an array input, a list of images for a list, a lazy
-            dask array for a dask array.
-        """
-        return self.transform(X)
-
-    def score(self, X, y):
-        """Mean PSNR (dB) of the denoised ``X`` against the clean images ``y``.
-
-        The estimates are clipped to [0, 1] and the data range is 1, the
-        protocol for images scaled to [0, 1].
-
-        Parameters
-        ----------
-        X : ndarray of shape (n_images, *spatial_shape[, n_channels]) or list \
-of ndarray
-            Noisy images.
-        y : ndarray or list of ndarray
-            The clean images, with the same shapes.
-
-        Returns
-        -------
-        score : float
-            Mean peak signal-to-noise ratio over the images, in dB.
-        """
-        return psnr_scorer(self, X, y)
 
     def _fit_geometry(self, X):
         """Check the training images; set patch_size_, n_channels_ and the features."""

@@ -11,6 +11,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from threadpoolctl import threadpool_limits
 
+from ._denoise import DenoiserMixin
 from ._extract import extract_patches
 from ._neighbors import Claims, WindowSearch, _channels_last
 from ._parallel import Progress, iter_tasks, resolve_n_jobs
@@ -23,7 +24,6 @@ from ._validation import (
     output_float_dtype,
     spatial_shape_and_channels,
 )
-from .metrics import psnr_scorer
 
 # Orthonormal opponent colour transform (rows Y, U, V): white Gaussian noise of
 # deviation sigma stays white with deviation sigma in every channel.
@@ -746,7 +746,7 @@ def _restore(work, shape, channel_axis, dtype):
     return np.ascontiguousarray(work, dtype=dtype).reshape(shape)
 
 
-class NonLocalBayes(TransformerMixin, BaseEstimator):
+class NonLocalBayes(DenoiserMixin, TransformerMixin, BaseEstimator):
     """Denoise images with the two-step non-local Bayes algorithm (NL-Bayes).
 
     A scikit-learn transformer around :func:`denoise_nl_bayes` for batches of
@@ -905,41 +905,6 @@ class NonLocalBayes(TransformerMixin, BaseEstimator):
 
             return da.stack(denoised)
         return np.stack(denoised) if as_array else denoised
-
-    def predict(self, X):
-        """Denoise every image of ``X``; the same as :meth:`transform`.
-
-        Parameters
-        ----------
-        X : ndarray of shape (n_images, *spatial_shape[, n_channels]) or list
-            Noisy images.
-
-        Returns
-        -------
-        denoised : ndarray of shape X.shape, or list of ndarray
-            An array for an array input, a list of images for a list.
-        """
-        return self.transform(X)
-
-    def score(self, X, y):
-        """Mean PSNR (dB) of the denoised ``X`` against the clean images ``y``.
-
-        The estimates are clipped to [0, 1] and the data range is 1, the
-        protocol for images scaled to [0, 1].
-
-        Parameters
-        ----------
-        X : ndarray of shape (n_images, *spatial_shape[, n_channels]) or list
-            Noisy images.
-        y : ndarray or list of ndarray
-            The clean images, with the same shapes.
-
-        Returns
-        -------
-        score : float
-            Mean peak signal-to-noise ratio over the images, in dB.
-        """
-        return psnr_scorer(self, X, y)
 
     def _denoise(self, image):
         return denoise_nl_bayes(
