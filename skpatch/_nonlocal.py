@@ -16,7 +16,7 @@ from ._extract import extract_patches
 from ._neighbors import Claims, WindowSearch, _channels_last
 from ._parallel import Progress, iter_tasks, resolve_n_jobs
 from ._reconstruct import PatchAccumulator
-from ._tiling import GroupLayout, group_tile
+from ._tiling import GroupLayout, GroupTile, group_tile
 from ._validation import (
     check_finite,
     check_numeric_array,
@@ -515,22 +515,8 @@ def nl_bayes_step(
     n_neighbors = min(settings.n_neighbors, math.prod(layout.window))
     search = WindowSearch(guide, layout.patch_size, layout.window, n_neighbors)
     claims = Claims(guide.shape[:-1], tile.claim_shift(), layout.block)
-    rows = [
-        partial(
-            _row_sums,
-            noisy,
-            pilot,
-            search,
-            claims,
-            tile,
-            run,
-            sigma,
-            settings,
-            joint,
-            on_batch,
-        )
-        for run in tile.block_rows()
-    ]
+    work = _StepWork(noisy, pilot, search, claims, tile, sigma, settings, joint)
+    rows = [partial(work.row_sums, run, on_batch) for run in tile.block_rows()]
     output_rows = (tile.output_crop[0].start, tile.output_crop[0].stop)
     values = np.zeros(fallback.shape)
     weights = np.zeros(fallback.shape[:-1])
@@ -547,66 +533,80 @@ def nl_bayes_step(
     return result
 
 
-def _row_sums(
-    noisy, pilot, search, claims, tile, run, sigma, settings, joint, on_batch
-):
-    """The weighted sums of the groups of one row of claim blocks.
+@dataclass(frozen=True)
+class _StepWork:
+    """What the rows of claim blocks of one step on one tile share (read only,
+    but for the claims)."""
 
-    Returns the row's pixels ``a:b`` along axis 0 (input-local; all of the
-    input along the other axes), the sum of its weighted estimates (channels
-    last) and the sum of their weights.
-    """
-    patch_size, ndim = tile.layout.patch_size, tile.layout.ndim
-    a, b = tile.row_box(*run)
-    box = (b - a, *tile.input_shape[1:])
-    shift = np.array([a] + [0] * (ndim - 1))
-    values = PatchAccumulator(
-        box + noisy.shape[-1:], patch_size, channel_axis=-1, weights=settings.window
-    )
-    weight_sums = (
-        PatchAccumulator(box, patch_size, weights=settings.window)
-        if settings.weighted
-        else None
-    )
-    references = search.positions_of(tile.references(*run))
-    for start in range(0, len(references), GROUP_BATCH):
-        batch = references[start : start + GROUP_BATCH]
-        starts = search.positions_of(tile.window_starts(search.origins_of(batch)))
-        members, _, _ = search.nearest(batch, starts, claims)
-        if len(members):
-            origins = search.origins_of(members.reshape(-1))
-            noisy_groups = _groups(noisy, patch_size, origins, members.shape)
-            if pilot is None:
-                estimate, weights = _basic_estimate(
-                    noisy_groups, sigma, settings, joint
-                )
-            else:
-                pilot_groups = _groups(pilot, patch_size, origins, members.shape)
-                estimate, weights = _final_estimate(
-                    noisy_groups, pilot_groups, sigma, settings, joint
-                )
-            origins = origins - shift
-            if weight_sums is not None:
-                estimate = estimate * weights[:, None, None, None]
-                per_patch = np.repeat(weights, members.shape[1])
-                weight_sums.add(
-                    np.broadcast_to(
-                        per_patch.reshape((-1,) + (1,) * ndim),
-                        (len(per_patch), *patch_size),
-                    ),
-                    origins,
-                )
-            values.add(estimate.reshape((-1, *patch_size, noisy.shape[-1])), origins)
-        if on_batch is not None:
-            on_batch(min(GROUP_BATCH, len(references) - start))
-    row_weights = values.weight_sum if weight_sums is None else weight_sums.value_sum
-    return (a, b), values.value_sum, row_weights
+    noisy: np.ndarray
+    pilot: np.ndarray | None
+    search: WindowSearch
+    claims: Claims
+    tile: GroupTile
+    sigma: float
+    settings: StepSettings
+    joint: bool
 
+    def row_sums(self, run, on_batch=None):
+        """The weighted sums of the groups of one row of claim blocks.
 
-def _n_candidates(spatial, patch_size, window):
-    return math.prod(
-        min(window, s - p + 1) for s, p in zip(spatial, patch_size, strict=True)
-    )
+        Returns the row's pixels ``a:b`` along axis 0 (input-local; all of the
+        input along the other axes), the sum of its weighted estimates
+        (channels last) and the sum of their weights.
+        """
+        patch_size, ndim = self.tile.layout.patch_size, self.tile.layout.ndim
+        a, b = self.tile.row_box(*run)
+        box = (b - a, *self.tile.input_shape[1:])
+        shift = np.array([a] + [0] * (ndim - 1))
+        window = self.settings.window
+        n_channels = self.noisy.shape[-1]
+        values = PatchAccumulator(
+            (*box, n_channels), patch_size, channel_axis=-1, weights=window
+        )
+        weight_sums = (
+            PatchAccumulator(box, patch_size, weights=window)
+            if self.settings.weighted
+            else None
+        )
+        references = self.search.positions_of(self.tile.references(*run))
+        for start in range(0, len(references), GROUP_BATCH):
+            batch = references[start : start + GROUP_BATCH]
+            starts = self.tile.window_starts(self.search.origins_of(batch))
+            members, _, _ = self.search.nearest(
+                batch, self.search.positions_of(starts), self.claims
+            )
+            if len(members):
+                origins = self.search.origins_of(members.reshape(-1))
+                estimate, weights = self._estimate(origins, members.shape)
+                origins = origins - shift
+                if weight_sums is not None:
+                    estimate = estimate * weights[:, None, None, None]
+                    per_patch = np.repeat(weights, members.shape[1])
+                    weight_sums.add(
+                        np.broadcast_to(
+                            per_patch.reshape((-1,) + (1,) * ndim),
+                            (len(per_patch), *patch_size),
+                        ),
+                        origins,
+                    )
+                values.add(estimate.reshape((-1, *patch_size, n_channels)), origins)
+            if on_batch is not None:
+                on_batch(len(batch))
+        row_weights = (
+            values.weight_sum if weight_sums is None else weight_sums.value_sum
+        )
+        return (a, b), values.value_sum, row_weights
+
+    def _estimate(self, origins, shape):
+        """The estimates of the groups of patches at ``origins``, and their weights."""
+        patch_size = self.tile.layout.patch_size
+        noisy_groups = _groups(self.noisy, patch_size, origins, shape)
+        if self.pilot is None:
+            return _basic_estimate(noisy_groups, self.sigma, self.settings, self.joint)
+        pilot_groups = _groups(self.pilot, patch_size, origins, shape)
+        return _final_estimate(
+            noisy_groups, pilot_groups, self.sigma, self.settings, self.joint
+        )
 
 
 def _groups(image, patch_size, origins, shape):
