@@ -53,6 +53,7 @@ class StepSettings:
     flat_threshold: float | None
     weighted: bool = False
     window: str = "uniform"
+    shrinkage: float | None = None
 
 
 def estimate_noise_sigma(image, *, channel_axis=None):
@@ -130,6 +131,7 @@ def _settings(
             flat_threshold=flat_threshold if index == 0 else None,
             weighted=default.weighted,
             window=default.window,
+            shrinkage=default.shrinkage,
         )
         resolved.append(settings)
     return tuple(resolved)
@@ -159,7 +161,7 @@ def _default_step(patch_size, ndim):
     return (1,) * (ndim - 1) + (max(1, patch_size // 2),)
 
 
-def default_settings(sigma255, n_channels, ndim, *, beta_boost=0.2):
+def default_settings(sigma255, n_channels, ndim, *, beta_boost=0.2, shrinkage=None):
     """The noise-dependent parameters of both steps, for a noise level in 8-bit units.
 
     IPOL's tables (Lebrun, Buades and Morel 2013), changed where this
@@ -172,6 +174,14 @@ def default_settings(sigma255, n_channels, ndim, *, beta_boost=0.2):
     aggregate with a Gaussian window and skip only the references that belong
     to a group (no paste boost); the final step weights every group by the
     inverse of the number of dimensions its filter keeps.
+
+    Colour images shrink the eigenvalues of the first step optimally
+    (:func:`_optimal_gain`, noise scaled by ``shrinkage``, 0.65 when None)
+    instead of with IPOL's gain, which measured +0.07 dB on ``coffee`` and
+    ``rocket`` at s = 25. Grey images keep IPOL's gain unless ``shrinkage`` is
+    given: 0.65 measured +0.08 dB on ``moon``, ``cell``, a grey ``astronaut``,
+    ``text`` and ``page`` at s = 15, 25 and 50, but costs ``camera`` 0.1 dB
+    at 15 and 25.
     """
     s = sigma255
     if n_channels == 1:
@@ -187,6 +197,7 @@ def default_settings(sigma255, n_channels, ndim, *, beta_boost=0.2):
         p2 = 3 if s < 50 else 5 if s < 70 else 7
         k1, k2 = 3 * p1 * p1, 3 * p2 * p2
         b1, b2 = 1.0, 1.2 if s < 50 else 1.0
+        shrinkage = 0.65 if shrinkage is None else shrinkage
     window = min((k1 // 2) | 1, MAX_WINDOW)
     first = StepSettings(
         p1,
@@ -196,6 +207,7 @@ def default_settings(sigma255, n_channels, ndim, *, beta_boost=0.2):
         b1 + beta_boost,
         1.0,
         window="gaussian",
+        shrinkage=shrinkage,
     )
     final = StepSettings(
         p2,
@@ -322,7 +334,9 @@ channel axis
               U^T (P_i - m),
 
     IPOL's :math:`(C - \\beta\\sigma^2 I) C^{-1}` with its negative eigenvalues
-    set to 0. The second step uses the mean :math:`m_b` and covariance
+    set to 0. Colour images replace these gains by the optimal
+    shrinkage of the group's singular values (Gavish and Donoho 2017; see
+    :doc:`/nonlocal`). The second step uses the mean :math:`m_b` and covariance
     :math:`C_b` of the same patches in the basic estimate,
     :math:`\\hat{P}_i = m_b + C_b (C_b + \\beta\\sigma^2 I)^{-1} (P_i - m_b)`,
     and weights each group by the inverse of the number of dimensions its
@@ -634,8 +648,12 @@ def _basic_estimate(groups, sigma, settings, joint):
         centred = values - mean
         covariance = np.matmul(centred.transpose(0, 2, 1), centred) / max(k - 1, 1)
         eigenvalues, eigenvectors = np.linalg.eigh(covariance)
-        noise = settings.beta * sigma**2
-        gain = np.clip(eigenvalues - noise, 0, None) / np.maximum(eigenvalues, 1e-300)
+        if settings.shrinkage is None:
+            noise = settings.beta * sigma**2
+            gain = np.clip(eigenvalues - noise, 0, None)
+            gain /= np.maximum(eigenvalues, 1e-300)
+        else:
+            gain = _optimal_gain(eigenvalues, k, settings.shrinkage * sigma**2)
         rows = mean + _filter(centred, eigenvectors, gain)
         estimate[busy] = _from_rows(rows, groups[busy].shape, joint)
         kept[busy] = gain.reshape(int(busy.sum()), -1).sum(axis=1)
@@ -659,6 +677,26 @@ def _final_estimate(noisy_groups, pilot_groups, sigma, settings, joint):
     kept = kept.reshape(noisy_groups.shape[0], -1).sum(axis=1)
     estimate = _from_rows(rows, noisy_groups.shape, joint)
     return estimate, 1 / np.maximum(kept, 1)
+
+
+def _optimal_gain(eigenvalues, k, noise):
+    """Gains of the optimal (Frobenius) shrinkage of a group's singular values.
+
+    Gavish and Donoho, "Optimal Shrinkage of Singular Values", IEEE Trans.
+    Inf. Theory 63(4), 2017: the ``k`` centred patches of ``d`` values are a
+    low-rank signal plus white noise of variance ``noise``; with ``m, n`` the
+    smaller and larger of ``d, k - 1``, ``r = m / n`` and ``y ** 2`` an
+    eigenvalue in units of ``noise * n / (k - 1)``, a singular value is
+    multiplied by ``sqrt((y**2 - r - 1)**2 - 4 r) / y**2`` above the noise's
+    Marchenko-Pastur edge ``(1 + sqrt(r)) ** 2`` and killed below it.
+    """
+    d = eigenvalues.shape[-1]
+    m, n = min(d, k - 1), max(d, k - 1, 1)
+    ratio = m / n
+    y2 = eigenvalues * max(k - 1, 1) / (n * noise)
+    root = np.sqrt(np.clip((y2 - ratio - 1) ** 2 - 4 * ratio, 0, None))
+    keep = y2 > (1 + math.sqrt(ratio)) ** 2
+    return np.where(keep, root / np.maximum(y2, 1e-300), 0.0)
 
 
 def _filter(centred, eigenvectors, gain):

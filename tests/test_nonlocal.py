@@ -282,3 +282,33 @@ def test_estimator_threads_and_progress(capsys):
     assert "NL-Bayes" in capsys.readouterr().err
     with pytest.raises(ValueError, match="n_jobs"):
         NonLocalBayes(noise_sigma=0.1, n_jobs=0).fit_transform(noisy)
+
+
+def test_optimal_shrinkage_kills_the_noise_bulk():
+    from skpatch._nonlocal import _optimal_gain
+
+    rng = np.random.default_rng(0)
+    k, d = 200, 25
+    noise = rng.standard_normal((k, d))
+    centred = noise - noise.mean(axis=0)
+    eigenvalues = np.linalg.eigvalsh(centred.T @ centred / (k - 1))
+    assert_array_equal(_optimal_gain(eigenvalues, k, 1.0), 0)
+    # A strong spike keeps about 1 - (1 + r) / y ** 2 of its singular value.
+    gain = _optimal_gain(np.array([100.0]), k, 1.0)
+    ratio = 1 / (k - 1)
+    assert_allclose(gain, np.sqrt((100 - ratio - 1) ** 2 - 4 * ratio) / 100)
+
+
+def test_optimal_shrinkage_setting_denoises(monkeypatch):
+    from functools import partial
+
+    from skpatch import _nonlocal
+
+    clean = _scene()
+    noisy = _noisy(clean, 25 / 255)
+    default = denoise_nl_bayes(noisy, 25 / 255)
+    settings = partial(_nonlocal.default_settings, shrinkage=0.65)
+    monkeypatch.setattr(_nonlocal, "default_settings", settings)
+    shrunk = denoise_nl_bayes(noisy, 25 / 255)
+    assert not np.array_equal(shrunk, default)
+    assert _psnr(clean, shrunk) > _psnr(clean, noisy) + 6
