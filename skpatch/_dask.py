@@ -26,7 +26,11 @@ from ._tiling import (
     periodic_axes,
     tile_at,
 )
-from ._validation import output_float_dtype, spatial_shape_and_channels
+from ._validation import (
+    check_finite,
+    output_float_dtype,
+    spatial_shape_and_channels,
+)
 
 
 def check_dask_images(X, n_spatial):
@@ -37,16 +41,21 @@ def check_dask_images(X, n_spatial):
             f"with {n_spatial} spatial axes (as patch_size), or (n_images, "
             f"*spatial_shape, n_channels); got shape {X.shape} with {X.ndim} axes"
         )
-    if X.dtype.kind not in "biuf":
-        raise TypeError(f"images must hold real numbers; got dtype {X.dtype}")
-    if any(math.isnan(s) for s in X.shape):
-        raise ValueError(
-            f"the dask array has unknown chunk sizes (shape {X.shape}); call "
-            f"X.compute_chunk_sizes() first"
-        )
+    _check_dask_values(X, "images", "X")
     if X.shape[0] == 0:
         raise ValueError("X contains no image: got an empty batch")
     return X
+
+
+def _check_dask_values(X, what, name):
+    """Real numbers and known chunk sizes, what every dask input needs."""
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must hold real numbers; got dtype {X.dtype}")
+    if any(math.isnan(s) for s in X.shape):
+        raise ValueError(
+            f"the dask array has unknown chunk sizes (shape {X.shape}); call "
+            f"{name}.compute_chunk_sizes() first"
+        )
 
 
 def denoise_dask(X, denoiser, noise_sigma, n_iter):
@@ -237,15 +246,9 @@ def _in_order(pieces, order):
 def check_dask_image(image, channel_axis, noise_sigma):
     """Check one dask image for :func:`~skpatch.denoise_nl_bayes`; return it and
     its channel axis (normalised)."""
-    if image.dtype.kind not in "biuf":
-        raise TypeError(f"image must hold real numbers; got dtype {image.dtype}")
+    _check_dask_values(image, "image", "image")
     if image.ndim == 0:
         raise ValueError("image must have at least one axis, got a scalar")
-    if any(math.isnan(s) for s in image.shape):
-        raise ValueError(
-            f"the dask array has unknown chunk sizes (shape {image.shape}); call "
-            f"image.compute_chunk_sizes() first"
-        )
     if noise_sigma is None:
         raise ValueError(
             "noise_sigma=None (estimating the noise) needs the whole image in "
@@ -265,8 +268,10 @@ def nl_bayes_step_dask(noisy, guide, pilot, settings, layout, joint, *, sigma):
     """
     ndim = layout.ndim
     depth = layout.halo()
-    # carrying_chunks works on batches of images: a batch of one.
-    chunks = carrying_chunks(((1,), *noisy.chunks), depth)[1 : 1 + ndim]
+    chunks = tuple(
+        _merge_short(lengths, h)
+        for lengths, h in zip(noisy.chunks[:ndim], depth, strict=True)
+    )
     arrays = [
         a.rechunk((*chunks, a.shape[-1]))
         for a in (noisy, guide, pilot)
@@ -278,7 +283,6 @@ def nl_bayes_step_dask(noisy, guide, pilot, settings, layout, joint, *, sigma):
         settings=settings,
         layout=layout,
         joint=joint,
-        first_step=pilot is None,
         chunks=chunks,
     )
     # An axis in one chunk needs no overlap (and dask takes none longer than it).
@@ -298,7 +302,7 @@ def nl_bayes_step_dask(noisy, guide, pilot, settings, layout, joint, *, sigma):
 
 
 def _nl_bayes_block(
-    noisy, guide, *pilot, sigma, settings, layout, joint, first_step, chunks, block_id
+    noisy, guide, *pilot, sigma, settings, layout, joint, chunks, block_id
 ):
     from ._nonlocal import nl_bayes_step
 
@@ -314,6 +318,8 @@ def _nl_bayes_block(
         for i, j, b in zip(tile.input_start, tile.input_stop, block_start, strict=True)
     )
     pilot = pilot[0][box] if pilot else None
+    # In memory the whole image was checked up front; a chunk only now.
+    check_finite(noisy[box], "image", "non-local Bayes denoising")
     return nl_bayes_step(
         noisy[box],
         guide[box],

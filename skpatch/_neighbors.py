@@ -12,6 +12,7 @@ import numpy as np
 from . import _nonlocal_kernels
 from ._extract import extract_patches
 from ._grid import PatchGrid
+from ._tiling import shifted_window_starts
 from ._validation import (
     as_axis_tuple,
     check_finite,
@@ -307,7 +308,6 @@ class WindowSearch:
         self.window = np.minimum(window, self.n_positions)
         self.n_candidates = math.prod(self.window.tolist())
         self.n_neighbors = _check_n_neighbors(n_neighbors, self.n_candidates, window)
-        self._half = np.array(window) // 2
         n_channels = guide.shape[-1]
         self._value_strides = np.array(guide.strides[:-1]) // guide.itemsize
         self._line_offsets = _box_offsets(
@@ -336,7 +336,7 @@ class WindowSearch:
     def window_starts(self, positions):
         """Flat value offset of every reference's first candidate."""
         coords = np.stack(np.unravel_index(positions, self.spatial_shape), axis=-1)
-        starts = np.clip(coords - self._half, 0, self.n_positions - self.window)
+        starts = shifted_window_starts(coords, self.n_positions, self.window)
         return (starts @ self._value_strides).astype(np.intp)
 
     def nearest(self, positions, window_starts=None, claims=None):

@@ -524,7 +524,6 @@ def nl_bayes_step(
         return np.array(fallback, dtype=np.float64)
     noisy, guide = np.ascontiguousarray(noisy), np.ascontiguousarray(guide)
     pilot = None if pilot is None else np.ascontiguousarray(pilot)
-    check_finite(noisy, "image", "non-local Bayes denoising")
     layout = tile.layout
     n_neighbors = min(settings.n_neighbors, math.prod(layout.window))
     search = WindowSearch(guide, layout.patch_size, layout.window, n_neighbors)

@@ -318,6 +318,16 @@ def covers_every_pixel(grid):
 CLAIM_BLOCK = 64
 
 
+def shifted_window_starts(origins, n_positions, window):
+    """First origin of search windows centred on ``origins``, shifted at the edges.
+
+    ``window`` (at most ``n_positions``) candidate origins per window, among
+    the ``n_positions`` patch origins of the axis; works element-wise on
+    arrays, one axis per column.
+    """
+    return np.clip(origins - window // 2, 0, n_positions - window)
+
+
 @dataclass(frozen=True)
 class GroupLayout:
     """The geometry of a non-local step: references, search windows, claim blocks.
@@ -351,8 +361,7 @@ class GroupLayout:
     def window_starts(self, axis, origins):
         """First candidate origin of the windows of ``origins`` along ``axis``."""
         n_positions = self.image_shape[axis] - self.patch_size[axis] + 1
-        half = self.window[axis] // 2
-        return np.clip(origins - half, 0, n_positions - self.window[axis])
+        return shifted_window_starts(origins, n_positions, self.window[axis])
 
     def reach(self, axis):
         """Pixels the groups of a reference read and write past its window start."""
