@@ -260,8 +260,9 @@ def error_constrained_omp(
     return codes / pursuit.norms.astype(codes.dtype)
 
 
-def error_constrained_approximation(patches, dictionary, noise_sigma, *,
-                                    tol_factor=1.15):
+def error_constrained_approximation(
+    patches, dictionary, noise_sigma, *, tol_factor=1.15
+):
     """``error_constrained_omp(...) @ dictionary``, summed over the chosen atoms only.
 
     The denoisers' estimate of every patch: the product with the codes, without
@@ -286,8 +287,7 @@ class _Pursuit:
     batch_size: int
 
     @classmethod
-    def build(cls, patches, dictionary, noise_sigma, tol_factor, max_atoms,
-              batch_size):
+    def build(cls, patches, dictionary, noise_sigma, tol_factor, max_atoms, batch_size):
         dictionary = np.asarray(dictionary, dtype=np.float64)
         if dictionary.ndim != 2:
             raise ValueError(

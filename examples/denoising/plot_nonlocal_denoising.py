@@ -14,9 +14,9 @@ back into an image; the second step does it again with the groups and their stat
 taken from the first step's result.
 
 It is compared with scikit-image's non-local means, with the learned dictionary of
-:ref:`sphx_glr_auto_examples_denoising_plot_dictionary_denoising.py`, and with BM3D when the
-``bm3d`` package is installed (it is not a dependency of skpatch). The protocol is the
-one of the dictionary example: images scaled to [0, 1], Gaussian noise of standard
+:ref:`sphx_glr_auto_examples_denoising_plot_dictionary_denoising.py`, and with BM3D when
+the ``bm3d`` package is installed (it is not a dependency of skpatch). The protocol is
+the one of the dictionary example: images scaled to [0, 1], Gaussian noise of standard
 deviation 25/255 from ``np.random.default_rng(0)`` (not clipped), PSNR of the estimate
 clipped to [0, 1] with a data range of 1. Times are wall-clock, on one thread.
 """
