@@ -106,30 +106,60 @@ def add_patches(double[::1] canvas, const floating[:, ::1] patches,
     """
     with nogil:
         if window is None:
-            _add_patches(canvas, patches, outer, inner, row_offsets)
+            # One pass for both canvases: the weights are added where the values are.
+            _add_patches(canvas, patches, outer, inner, row_offsets,
+                         NULL if weights is None else &weights[0])
         else:
             _add_weighted_patches(canvas, patches, outer, inner, row_offsets, window)
-        if weights is not None:
-            _add_windows(weights, patches.shape[0], outer, inner, row_offsets,
-                         patches.shape[1], window)
+            if weights is not None:
+                _add_windows(weights, patches.shape[0], outer, inner, row_offsets,
+                             patches.shape[1], window)
+
+
+cdef inline void _add_row(double *target, const floating *values,
+                          Py_ssize_t length) noexcept nogil:
+    # Rows of 8 values (8x8 patches, the common case) get a loop of known length
+    # over values loaded first: the compiler then knows the stores cannot change
+    # the values and adds them in vector registers.
+    cdef double row[8]
+    cdef Py_ssize_t k
+    if length == 8:
+        for k in range(8):
+            row[k] = values[k]
+        for k in range(8):
+            target[k] += row[k]
+    else:
+        for k in range(length):
+            target[k] += values[k]
+
+
+cdef inline void _add_ones(double *target, Py_ssize_t length) noexcept nogil:
+    cdef Py_ssize_t k
+    if length == 8:
+        for k in range(8):
+            target[k] += 1.0
+    else:
+        for k in range(length):
+            target[k] += 1.0
 
 
 cdef void _add_patches(double[::1] canvas, const floating[:, ::1] patches,
                        const Py_ssize_t[::1] outer, const Py_ssize_t[::1] inner,
-                       const Py_ssize_t[::1] row_offsets) noexcept nogil:
+                       const Py_ssize_t[::1] row_offsets,
+                       double *weights) noexcept nogil:
+    """Add the patches; with ``weights`` (not NULL), add 1 there for each value."""
     cdef Py_ssize_t n_rows = row_offsets.shape[0], n_inner = inner.shape[0]
     cdef Py_ssize_t length = patches.shape[1] // n_rows
-    cdef Py_ssize_t o, j, r, k
-    cdef double *corner
-    cdef double *target
+    cdef Py_ssize_t o, j, r, at
+    cdef double *sums = &canvas[0]
     cdef const floating *values = &patches[0, 0]
     for o in range(patches.shape[0] // n_inner):
         for j in range(n_inner):
-            corner = &canvas[outer[o] + inner[j]]
             for r in range(n_rows):
-                target = corner + row_offsets[r]
-                for k in range(length):
-                    target[k] += values[k]
+                at = outer[o] + inner[j] + row_offsets[r]
+                _add_row(sums + at, values, length)
+                if weights != NULL:
+                    _add_ones(weights + at, length)
                 values += length
 
 
@@ -164,18 +194,16 @@ cdef void _add_windows(double[::1] canvas, Py_ssize_t n_patches,
     """Add the window (1 where it is None) at the origin of every patch."""
     cdef Py_ssize_t n_rows = row_offsets.shape[0], n_inner = inner.shape[0]
     cdef Py_ssize_t length = n_values // n_rows
-    cdef Py_ssize_t o, j, r, k
+    cdef Py_ssize_t o, j, r
     cdef double *target
     for o in range(n_patches // n_inner):
         for j in range(n_inner):
             for r in range(n_rows):
                 target = &canvas[outer[o] + inner[j] + row_offsets[r]]
                 if window is None:
-                    for k in range(length):
-                        target[k] += 1.0
+                    _add_ones(target, length)
                 else:
-                    for k in range(length):
-                        target[k] += window[r * length + k]
+                    _add_row(target, &window[r * length], length)
 
 
 def divide_rows(floating[:, ::1] out, const double[::1] sums,
@@ -192,25 +220,43 @@ def divide_rows(floating[:, ::1] out, const double[::1] sums,
     cdef Py_ssize_t r, c, length = out.shape[1]
     cdef const double *row
     cdef const double *row_weights
-    cdef double scale, x
+    cdef floating *target
+    cdef double scale
     cdef bint finite = True
     with nogil:
         for r in range(out.shape[0]):
             row = &sums[row_starts[r]]
+            target = &out[r, 0]
+            finite &= _row_finite(row, length)
             if weights is None:
                 scale = row_scale[r]
                 for c in range(length):
-                    x = row[c]
-                    # x - x is 0 for a finite x, NaN for NaN or infinity
-                    finite &= x - x == 0
-                    out[r, c] = x * scale * column_scale[c]
+                    target[c] = row[c] * scale * column_scale[c]
             else:
                 row_weights = &weights[row_starts[r]]
+                # Where nothing covers, both are 0 and 0 / 0 is the NaN wanted (a
+                # value under a zero weight adds 0 to the sum): no branch, so
+                # the loop runs in vector registers.
                 for c in range(length):
-                    x = row[c]
-                    finite &= x - x == 0
-                    out[r, c] = x / row_weights[c] if row_weights[c] > 0 else NAN
+                    target[c] = row[c] / row_weights[c]
     return finite
+
+
+cdef inline bint _row_finite(const double *values, Py_ssize_t n) noexcept nogil:
+    # x - x is 0 for a finite x, NaN for NaN or infinity; four sums keep four
+    # independent chains of additions instead of one.
+    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    cdef Py_ssize_t c = 0
+    while c + 4 <= n:
+        s0 += values[c] - values[c]
+        s1 += values[c + 1] - values[c + 1]
+        s2 += values[c + 2] - values[c + 2]
+        s3 += values[c + 3] - values[c + 3]
+        c += 4
+    while c < n:
+        s0 += values[c] - values[c]
+        c += 1
+    return s0 + s1 + s2 + s3 == 0
 
 
 # ----------------------------------------------------- per-value median and mode
