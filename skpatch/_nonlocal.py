@@ -1,7 +1,7 @@
 """Non-local Bayes denoising (NL-Bayes): the functional core and its estimator."""
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from numbers import Integral, Real
 from typing import ClassVar
@@ -114,9 +114,12 @@ def _settings(
     step=None,
     beta=None,
     flat_threshold=1.0,
+    shrinkage=None,
 ):
     """The settings of both steps: the user's, else the noise-dependent defaults."""
     first, final = default_settings(sigma255, n_channels, ndim)
+    if shrinkage is not None:
+        first = replace(first, shrinkage=_check_shrinkage(shrinkage))
     resolved = []
     for index, default in enumerate((first, final)):
         p = _pick(patch_size, index, default.patch_size, "patch_size")
@@ -135,6 +138,18 @@ def _settings(
         )
         resolved.append(settings)
     return tuple(resolved)
+
+
+def _check_shrinkage(shrinkage):
+    """The first step's ``StepSettings.shrinkage`` for a user's ``shrinkage``."""
+    if isinstance(shrinkage, str) and shrinkage == "ipol":
+        return None
+    positive = isinstance(shrinkage, Real) and not isinstance(shrinkage, bool)
+    if positive and math.isfinite(shrinkage) and shrinkage > 0:
+        return float(shrinkage)
+    raise ValueError(
+        f"shrinkage must be None, 'ipol' or a positive number, got {shrinkage!r}"
+    )
 
 
 def _pick(value, index, default, name, *, integer=True):
@@ -233,6 +248,7 @@ def denoise_nl_bayes(
     step=None,
     beta=None,
     flat_threshold=1.0,
+    shrinkage=None,
     colour_space="opponent",
     data_range=None,
     n_jobs=None,
@@ -287,6 +303,13 @@ channel axis
         ``flat_threshold * noise_sigma ** 2`` (per channel) is a flat area and
         every patch of it becomes the group's mean (IPOL uses 1.05, which
         measured worse here); ``None`` turns this off.
+    shrinkage : float, 'ipol' or None, default=None
+        How the first step shrinks the eigenvalues of a group's covariance (see
+        Notes). A positive number is the optimal shrinker of Gavish and Donoho
+        for noise of variance ``shrinkage * noise_sigma ** 2``; ``'ipol'`` is
+        IPOL's gain; ``None`` is 0.65 for colour images and ``'ipol'`` for grey
+        ones, the better of the two on the images this implementation was tuned
+        on (see :doc:`/nonlocal`).
     colour_space : {'opponent', 'rgb'}, default='opponent'
         For 3-channel images: ``'opponent'`` runs the first step in an
         orthonormal opponent colour space, searching on its luminance and
@@ -334,9 +357,9 @@ channel axis
               U^T (P_i - m),
 
     IPOL's :math:`(C - \\beta\\sigma^2 I) C^{-1}` with its negative eigenvalues
-    set to 0. Colour images replace these gains by the optimal
-    shrinkage of the group's singular values (Gavish and Donoho 2017; see
-    :doc:`/nonlocal`). The second step uses the mean :math:`m_b` and covariance
+    set to 0. With a numeric ``shrinkage`` (colour images by default) these
+    gains are those of the optimal shrinkage of the group's singular values
+    (Gavish and Donoho 2017; see :doc:`/nonlocal`). The second step uses the mean :math:`m_b` and covariance
     :math:`C_b` of the same patches in the basic estimate,
     :math:`\\hat{P}_i = m_b + C_b (C_b + \\beta\\sigma^2 I)^{-1} (P_i - m_b)`,
     and weights each group by the inverse of the number of dimensions its
@@ -407,6 +430,7 @@ channel axis
         step=step,
         beta=beta,
         flat_threshold=flat_threshold,
+        shrinkage=shrinkage,
     )
     _check_patch_fits(spatial, first, final)
     layouts = [_layout(spatial, settings) for settings in (first, final)]
@@ -817,6 +841,10 @@ class NonLocalBayes(DenoiserMixin, TransformerMixin, BaseEstimator):
         Factor of the noise variance in the estimates.
     flat_threshold : float or None, default=1.0
         Flat-area test of the first step; ``None`` turns it off.
+    shrinkage : float, 'ipol' or None, default=None
+        Eigenvalue shrinkage of the first step: the optimal shrinker for noise
+        ``shrinkage * noise_sigma ** 2``, or IPOL's gain (``'ipol'``); ``None``
+        picks by the number of channels (see :func:`denoise_nl_bayes`).
     colour_space : {'opponent', 'rgb'}, default='opponent'
         Where the first step works on 3-channel images.
     data_range : float, default=None
@@ -866,6 +894,11 @@ class NonLocalBayes(DenoiserMixin, TransformerMixin, BaseEstimator):
         "step": [Interval(Integral, 1, None, closed="left"), tuple, None],
         "beta": [Interval(Real, 0, None, closed="neither"), tuple, None],
         "flat_threshold": [Interval(Real, 0, None, closed="left"), None],
+        "shrinkage": [
+            Interval(Real, 0, None, closed="neither"),
+            StrOptions({"ipol"}),
+            None,
+        ],
         "colour_space": [StrOptions(set(COLOUR_SPACES))],
         "data_range": [Interval(Real, 0, None, closed="neither"), None],
         "n_jobs": [Integral, None],
@@ -883,6 +916,7 @@ class NonLocalBayes(DenoiserMixin, TransformerMixin, BaseEstimator):
         step=None,
         beta=None,
         flat_threshold=1.0,
+        shrinkage=None,
         colour_space="opponent",
         data_range=None,
         n_jobs=None,
@@ -896,6 +930,7 @@ class NonLocalBayes(DenoiserMixin, TransformerMixin, BaseEstimator):
         self.step = step
         self.beta = beta
         self.flat_threshold = flat_threshold
+        self.shrinkage = shrinkage
         self.colour_space = colour_space
         self.data_range = data_range
         self.n_jobs = n_jobs
@@ -954,6 +989,7 @@ class NonLocalBayes(DenoiserMixin, TransformerMixin, BaseEstimator):
             step=self.step,
             beta=self.beta,
             flat_threshold=self.flat_threshold,
+            shrinkage=self.shrinkage,
             colour_space=self.colour_space,
             data_range=self.data_range,
             n_jobs=self.n_jobs,

@@ -299,16 +299,30 @@ def test_optimal_shrinkage_kills_the_noise_bulk():
     assert_allclose(gain, np.sqrt((100 - ratio - 1) ** 2 - 4 * ratio) / 100)
 
 
-def test_optimal_shrinkage_setting_denoises(monkeypatch):
-    from functools import partial
-
-    from skpatch import _nonlocal
-
+def test_shrinkage_parameter():
+    """Check the defaults per image kind, the optimal shrinker on grey, bad values."""
     clean = _scene()
     noisy = _noisy(clean, 25 / 255)
     default = denoise_nl_bayes(noisy, 25 / 255)
-    settings = partial(_nonlocal.default_settings, shrinkage=0.65)
-    monkeypatch.setattr(_nonlocal, "default_settings", settings)
-    shrunk = denoise_nl_bayes(noisy, 25 / 255)
+    assert_array_equal(denoise_nl_bayes(noisy, 25 / 255, shrinkage="ipol"), default)
+    shrunk = denoise_nl_bayes(noisy, 25 / 255, shrinkage=0.65)
     assert not np.array_equal(shrunk, default)
     assert _psnr(clean, shrunk) > _psnr(clean, noisy) + 6
+    colour = _noisy(np.stack([clean, clean[::-1], clean[:, ::-1]], axis=-1), 25 / 255)
+    colour_default = denoise_nl_bayes(colour, 25 / 255, channel_axis=-1)
+    assert_array_equal(
+        denoise_nl_bayes(colour, 25 / 255, channel_axis=-1, shrinkage=0.65),
+        colour_default,
+    )
+    ipol = denoise_nl_bayes(colour, 25 / 255, channel_axis=-1, shrinkage="ipol")
+    assert not np.array_equal(ipol, colour_default)
+    for bad in (0, -1.0, np.nan, np.inf, True, "optimal", (0.5, 0.6)):
+        with pytest.raises(ValueError, match="shrinkage must be None, 'ipol' or a"):
+            denoise_nl_bayes(noisy, 25 / 255, shrinkage=bad)
+    assert_array_equal(
+        NonLocalBayes(25 / 255, shrinkage=0.65).fit_transform(noisy[None])[0], shrunk
+    )
+    with pytest.raises(ValueError, match="shrinkage"):
+        NonLocalBayes(25 / 255, shrinkage=-1).fit_transform(noisy[None])
+
+
