@@ -432,15 +432,33 @@ cdef int _sort_band(_Bands *bands, Py_ssize_t b, const value *patches,
         for r in range(n_rows):
             s = corner + row_offsets[r]
             if 0 <= s < n_band:
-                for k in range(length):
-                    values[starts[s + k]] = row[k]
-                    starts[s + k] += 1
+                _scatter_row(values, starts + s, row, length)
             row += length
     # The write cursors ended on the next segment's start: move them back.
     for v in range(n_band, 0, -1):
         starts[v] = starts[v - 1]
     starts[0] = 0
     return 0
+
+
+cdef inline void _scatter_row(value *values, Py_ssize_t *cursors, const value *row,
+                              Py_ssize_t length) noexcept nogil:
+    """Append ``row[k]`` to the segment whose write cursor is ``cursors[k]``."""
+    cdef Py_ssize_t k
+    cdef Py_ssize_t at[8]
+    if length == 8:
+        # Cursors read first, then moved on in one loop: the stores of values
+        # cannot change them, and the compiler adds them in vector registers.
+        for k in range(8):
+            at[k] = cursors[k]
+        for k in range(8):
+            cursors[k] = at[k] + 1
+        for k in range(8):
+            values[at[k]] = row[k]
+    else:
+        for k in range(length):
+            values[cursors[k]] = row[k]
+            cursors[k] += 1
 
 
 cdef int _grow(void **buffer, Py_ssize_t *capacity, Py_ssize_t n_bytes) noexcept nogil:
