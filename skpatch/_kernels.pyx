@@ -596,9 +596,15 @@ cdef label _mode(const label *values, Py_ssize_t n, label *distinct,
     The distinct labels are counted in a list, so the cost is ``n`` times the
     number of distinct labels: small where overlapping patches mostly agree.
     """
-    cdef Py_ssize_t n_distinct = 0, i, j, best = 0
+    cdef Py_ssize_t n_distinct = 1, i = 1, j, best = 0
     cdef label x
-    for i in range(n):
+    # The leading run of the first label is counted in a register: pixels whose
+    # patches all agree (the inside of every region) end here, without a count
+    # in memory waiting on the previous one.
+    while i < n and values[i] == values[0]:
+        i += 1
+    distinct[0], counts[0] = values[0], i
+    for i in range(i, n):
         x = values[i]
         for j in range(n_distinct):
             if distinct[j] == x:
