@@ -397,7 +397,7 @@ cdef int _sort_band(_Bands *bands, Py_ssize_t b, const value *patches,
     numbers per value of the longest segment. Returns -1 if out of memory.
     """
     cdef Py_ssize_t length = bands.length, n_rows = row_offsets.shape[0]
-    cdef Py_ssize_t n_band = band_bounds[b + 1] - band_bounds[b], j, i, r, k, s, v
+    cdef Py_ssize_t n_band = band_bounds[b + 1] - band_bounds[b], j, i, r, v
     cdef Py_ssize_t covering = 0, corner, n_inner = inner.shape[0]
     cdef Py_ssize_t *rows_at = bands.rows_at
     cdef Py_ssize_t *starts = bands.starts
