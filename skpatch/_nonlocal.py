@@ -176,7 +176,7 @@ def _default_step(patch_size, ndim):
     return (1,) * (ndim - 1) + (max(1, patch_size // 2),)
 
 
-def default_settings(sigma255, n_channels, ndim, *, beta_boost=0.2, shrinkage=None):
+def default_settings(sigma255, n_channels, ndim, *, beta_boost=0.2):
     """The noise-dependent parameters of both steps, for a noise level in 8-bit units.
 
     IPOL's tables (Lebrun, Buades and Morel 2013), changed where this
@@ -191,12 +191,11 @@ def default_settings(sigma255, n_channels, ndim, *, beta_boost=0.2, shrinkage=No
     inverse of the number of dimensions its filter keeps.
 
     Colour images shrink the eigenvalues of the first step optimally
-    (:func:`_optimal_gain`, noise scaled by ``shrinkage``, 0.65 when None)
-    instead of with IPOL's gain, which measured +0.07 dB on ``coffee`` and
-    ``rocket`` at s = 25. Grey images keep IPOL's gain unless ``shrinkage`` is
-    given: 0.65 measured +0.08 dB on ``moon``, ``cell``, a grey ``astronaut``,
-    ``text`` and ``page`` at s = 15, 25 and 50, but costs ``camera`` 0.1 dB
-    at 15 and 25.
+    (:func:`_optimal_gain`, noise scaled by 0.65) instead of with IPOL's gain,
+    which measured +0.07 dB on ``coffee`` and ``rocket`` at s = 25. Grey images
+    keep IPOL's gain (the user's ``shrinkage`` overrides either): 0.65 measured
+    +0.08 dB on ``moon``, ``cell``, a grey ``astronaut``, ``text`` and ``page``
+    at s = 15, 25 and 50, but costs ``camera`` 0.1 dB at 15 and 25.
     """
     s = sigma255
     if n_channels == 1:
@@ -212,7 +211,6 @@ def default_settings(sigma255, n_channels, ndim, *, beta_boost=0.2, shrinkage=No
         p2 = 3 if s < 50 else 5 if s < 70 else 7
         k1, k2 = 3 * p1 * p1, 3 * p2 * p2
         b1, b2 = 1.0, 1.2 if s < 50 else 1.0
-        shrinkage = 0.65 if shrinkage is None else shrinkage
     window = min((k1 // 2) | 1, MAX_WINDOW)
     first = StepSettings(
         p1,
@@ -222,7 +220,7 @@ def default_settings(sigma255, n_channels, ndim, *, beta_boost=0.2, shrinkage=No
         b1 + beta_boost,
         1.0,
         window="gaussian",
-        shrinkage=shrinkage,
+        shrinkage=None if n_channels == 1 else 0.65,
     )
     final = StepSettings(
         p2,
@@ -359,8 +357,9 @@ channel axis
     IPOL's :math:`(C - \\beta\\sigma^2 I) C^{-1}` with its negative eigenvalues
     set to 0. With a numeric ``shrinkage`` (colour images by default) these
     gains are those of the optimal shrinkage of the group's singular values
-    (Gavish and Donoho 2017; see :doc:`/nonlocal`). The second step uses the mean :math:`m_b` and covariance
-    :math:`C_b` of the same patches in the basic estimate,
+    (Gavish and Donoho 2017; see :doc:`/nonlocal`). The second step uses the
+    mean :math:`m_b` and covariance :math:`C_b` of the same patches in the
+    basic estimate,
     :math:`\\hat{P}_i = m_b + C_b (C_b + \\beta\\sigma^2 I)^{-1} (P_i - m_b)`,
     and weights each group by the inverse of the number of dimensions its
     filter keeps. Both steps aggregate with a Gaussian window. Pixels that no
