@@ -191,19 +191,16 @@ cdef void _add_windows(double[::1] canvas, Py_ssize_t n_patches,
                        const Py_ssize_t[::1] outer, const Py_ssize_t[::1] inner,
                        const Py_ssize_t[::1] row_offsets, Py_ssize_t n_values,
                        const double[::1] window) noexcept nogil:
-    """Add the window (1 where it is None) at the origin of every patch."""
+    """Add the window at the origin of every patch (a uniform window is added
+    by ``_add_patches``, in the same pass as the values)."""
     cdef Py_ssize_t n_rows = row_offsets.shape[0], n_inner = inner.shape[0]
     cdef Py_ssize_t length = n_values // n_rows
     cdef Py_ssize_t o, j, r
-    cdef double *target
     for o in range(n_patches // n_inner):
         for j in range(n_inner):
             for r in range(n_rows):
-                target = &canvas[outer[o] + inner[j] + row_offsets[r]]
-                if window is None:
-                    _add_ones(target, length)
-                else:
-                    _add_row(target, &window[r * length], length)
+                _add_row(&canvas[outer[o] + inner[j] + row_offsets[r]],
+                         &window[r * length], length)
 
 
 def divide_rows(floating[:, ::1] out, const double[::1] sums,
