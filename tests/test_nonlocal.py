@@ -253,11 +253,12 @@ def test_grid_search_tunes_parameters():
     ("shape", "channel_axis", "options"),
     [
         ((150, 97), None, {}),
+        ((150, 97), None, {"basic": "threshold"}),
         ((140, 70, 3), -1, {}),
         ((140, 70, 3), -1, {"colour_space": "rgb"}),
         ((70, 18, 20), None, {"search_window": 5, "n_neighbors": 20}),
     ],
-    ids=["grey", "colour", "rgb", "volume"],
+    ids=["grey", "threshold", "colour", "rgb", "volume"],
 )
 def test_threads_give_the_same_values(shape, channel_axis, options):
     """Check that n_jobs changes no bit: rows of claim blocks are summed in order."""
@@ -326,3 +327,102 @@ def test_shrinkage_parameter():
         NonLocalBayes(25 / 255, shrinkage=-1).fit_transform(noisy[None])
 
 
+
+
+@pytest.mark.parametrize(
+    ("patch_shape", "n_channels", "joint"),
+    [((4, 4), 1, True), ((3, 3, 3), 1, True), ((5, 5), 3, False), ((2, 2), 3, True)],
+)
+def test_threshold_estimate_matches_a_dct_of_the_group(patch_shape, n_channels, joint):
+    """Check the thresholding estimate against scipy's n-d DCT of every group."""
+    from dataclasses import replace
+
+    from scipy.fft import dctn, idctn
+
+    from skpatch._nonlocal import _threshold_estimate, threshold_settings
+
+    rng = np.random.default_rng(3)
+    n_groups, k, sigma = 6, 7, 0.1
+    groups = rng.normal(0.5, 0.3, (n_groups, k, *patch_shape, n_channels))
+    settings = replace(threshold_settings(len(patch_shape)), patch_size=patch_shape[0])
+    flat = groups.reshape(n_groups, k, -1, n_channels)
+    estimate, weights = _threshold_estimate(flat, sigma, settings, joint)
+    expected = np.empty_like(groups)
+    n_kept = np.zeros(n_groups)
+    for g in range(n_groups):
+        for c in range(n_channels):
+            # Along the group and every patch axis.
+            coefficients = dctn(groups[g, ..., c], norm="ortho")
+            keep = np.abs(coefficients) > settings.beta * sigma
+            keep.flat[0] = True
+            expected[g, ..., c] = idctn(coefficients * keep, norm="ortho")
+            n_kept[g] += keep.sum()
+    assert_allclose(estimate.reshape(groups.shape), expected, atol=1e-12)
+    assert_allclose(1 / weights, n_kept, rtol=1e-12)
+
+
+def test_basic_estimates():
+    """Check the basic options: 'auto' per image kind, and the per-block choice."""
+    import skpatch._nonlocal as nonlocal_module
+
+    clean = _scene((80, 150))
+    noisy = _noisy(clean, 25 / 255)
+    sigma = 25 / 255
+    results = {b: denoise_nl_bayes(noisy, sigma, basic=b) for b in BASICS}
+    assert_array_equal(results["auto"], results["both"])
+    pairs = [("gaussian", "both"), ("threshold", "both"), ("gaussian", "threshold")]
+    for one, other in pairs:
+        assert not np.array_equal(results[one], results[other])
+    for result in results.values():
+        assert _psnr(clean, result) > _psnr(clean, noisy) + 6
+    # A margin that always prefers the thresholded pilot gives 'threshold'.
+    margin = nonlocal_module.THRESHOLD_RISK_MARGIN
+    try:
+        nonlocal_module.THRESHOLD_RISK_MARGIN = 1e12
+        assert_array_equal(
+            denoise_nl_bayes(noisy, sigma, basic="both"), results["threshold"]
+        )
+    finally:
+        nonlocal_module.THRESHOLD_RISK_MARGIN = margin
+    # Colour, volumes and images smaller than 8x8 patches: 'auto' is 'gaussian'.
+    colour = _noisy(np.stack([clean] * 3, axis=-1), sigma)[:40, :50]
+    assert_array_equal(
+        denoise_nl_bayes(colour, sigma, channel_axis=-1),
+        denoise_nl_bayes(colour, sigma, channel_axis=-1, basic="gaussian"),
+    )
+    tiny = noisy[:7, :30]
+    assert_array_equal(
+        denoise_nl_bayes(tiny, sigma), denoise_nl_bayes(tiny, sigma, basic="gaussian")
+    )
+    with pytest.raises(ValueError, match="pass basic='gaussian'"):
+        denoise_nl_bayes(tiny, sigma, basic="threshold")
+    with pytest.raises(ValueError, match="basic must be one of"):
+        denoise_nl_bayes(noisy, sigma, basic="bm3d")
+    with pytest.raises(InvalidParameterError, match="basic"):
+        NonLocalBayes(sigma, basic="bm3d").fit(noisy[None])
+    assert_array_equal(
+        NonLocalBayes(sigma, basic="threshold").fit_transform(noisy[None])[0],
+        results["threshold"],
+    )
+
+
+BASICS = ("auto", "gaussian", "threshold", "both")
+
+
+def test_choice_of_the_lowest_risk():
+    """Check the choice between pilots: lowest risk, the thresholded by a margin."""
+    from types import SimpleNamespace
+
+    from skpatch._nonlocal import THRESHOLD_RISK_MARGIN, _StepWork
+
+    def candidate(risk, n_values=100):
+        return SimpleNamespace(risk=risk, n_values=n_values)
+
+    work = SimpleNamespace(sigma=0.5)
+    margin = THRESHOLD_RISK_MARGIN * 0.5**2 * 100
+    choose = _StepWork._choose
+    gaussian, thresholded = candidate(10.0), candidate(10.0 + 0.9 * margin)
+    assert choose(work, [gaussian, thresholded]) is thresholded
+    gaussian, thresholded = candidate(10.0), candidate(10.0 + 1.1 * margin)
+    assert choose(work, [gaussian, thresholded]) is gaussian
+    assert choose(work, [gaussian]) is gaussian
