@@ -673,9 +673,9 @@ class _StepWork:
         for block in self._claim_blocks(self.tile.references(*run)):
             starts = self.tile.window_starts(block)
             # The block's box: its rows' along axis 0, its windows' on the others.
-            reach = [self.tile.layout.reach(axis) for axis in range(starts.shape[1])]
+            reach = [self.tile.layout.reach(axis) for axis in range(1, starts.shape[1])]
             lo = [a, *starts[:, 1:].min(axis=0)]
-            hi = [b, *(starts[:, 1:].max(axis=0) + reach[1:])]
+            hi = [b, *(starts[:, 1:].max(axis=0) + reach)]
             shape = tuple(int(stop - start) for start, stop in zip(lo, hi, strict=True))
             candidates = [
                 _BlockSums(
@@ -778,12 +778,11 @@ class _BlockSums:
             else None
         )
         self.risk = 0.0
-        self.n_groups = 0
         self.n_values = 0
 
     def add(self, estimate, group_weights, risk, origins):
         """Add the groups' ``estimate`` (n_groups, k, d, c) at box ``origins``."""
-        n_groups, k, _, n_channels = estimate.shape
+        k, n_channels = estimate.shape[1], estimate.shape[-1]
         if self.weights is not None:
             estimate = estimate * group_weights[:, None, None, None]
             per_patch = np.repeat(group_weights, k).reshape(
@@ -796,12 +795,11 @@ class _BlockSums:
         self.values.add(estimate.reshape((-1, *self.patch_size, n_channels)), origins)
         if risk is not None:
             self.risk += float(risk.sum())
-        self.n_groups += n_groups
         self.n_values += estimate.size
 
     def add_to(self, values, weights):
         """Add the sums to ``values`` and ``weights`` (arrays of the box's shape)."""
-        if self.n_groups == 0:
+        if self.n_values == 0:
             return
         values += self.values.value_sum
         weights += (

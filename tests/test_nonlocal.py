@@ -361,14 +361,17 @@ def test_threshold_estimate_matches_a_dct_of_the_group(patch_shape, n_channels, 
     assert_allclose(1 / weights, n_kept, rtol=1e-12)
 
 
-def test_basic_estimates():
+def test_basic_estimates(monkeypatch):
     """Check the basic options: 'auto' per image kind, and the per-block choice."""
     import skpatch._nonlocal as nonlocal_module
 
     clean = _scene((80, 150))
     noisy = _noisy(clean, 25 / 255)
     sigma = 25 / 255
-    results = {b: denoise_nl_bayes(noisy, sigma, basic=b) for b in BASICS}
+    results = {
+        b: denoise_nl_bayes(noisy, sigma, basic=b)
+        for b in nonlocal_module.BASIC_ESTIMATES
+    }
     assert_array_equal(results["auto"], results["both"])
     pairs = [("gaussian", "both"), ("threshold", "both"), ("gaussian", "threshold")]
     for one, other in pairs:
@@ -376,15 +379,12 @@ def test_basic_estimates():
     for result in results.values():
         assert _psnr(clean, result) > _psnr(clean, noisy) + 6
     # A margin that always prefers the thresholded pilot gives 'threshold'.
-    margin = nonlocal_module.THRESHOLD_RISK_MARGIN
-    try:
-        nonlocal_module.THRESHOLD_RISK_MARGIN = 1e12
+    with monkeypatch.context() as patched:
+        patched.setattr(nonlocal_module, "THRESHOLD_RISK_MARGIN", 1e12)
         assert_array_equal(
             denoise_nl_bayes(noisy, sigma, basic="both"), results["threshold"]
         )
-    finally:
-        nonlocal_module.THRESHOLD_RISK_MARGIN = margin
-    # Colour, volumes and images smaller than 8x8 patches: 'auto' is 'gaussian'.
+    # Colour images and images smaller than 8x8 patches: 'auto' is 'gaussian'.
     colour = _noisy(np.stack([clean] * 3, axis=-1), sigma)[:40, :50]
     assert_array_equal(
         denoise_nl_bayes(colour, sigma, channel_axis=-1),
@@ -404,9 +404,6 @@ def test_basic_estimates():
         NonLocalBayes(sigma, basic="threshold").fit_transform(noisy[None])[0],
         results["threshold"],
     )
-
-
-BASICS = ("auto", "gaussian", "threshold", "both")
 
 
 def test_choice_of_the_lowest_risk():
