@@ -247,6 +247,15 @@ def test_nl_bayes_any_chunking_equals_in_memory(noisy_scene, chunks):
     np.testing.assert_array_equal(lazy.compute(scheduler="synchronous"), expected)
 
 
+@pytest.mark.parametrize("chunks", [((75, 75), (65, 65)), ((7, 143), (130,))])
+def test_nl_bayes_mean_of_final_estimates_through_dask(chunks):
+    """Check the mean of the Bayes and Wiener final estimates (three steps)."""
+    image = noisy_images((1, 150, 130), seed=3)[0]
+    expected = denoise_nl_bayes(image, SIGMA, final="mean")
+    lazy = denoise_nl_bayes(da.from_array(image, chunks=chunks), SIGMA, final="mean")
+    np.testing.assert_array_equal(lazy.compute(scheduler="synchronous"), expected)
+
+
 @pytest.mark.parametrize("colour_space", ["opponent", "rgb"])
 def test_nl_bayes_colour_and_float32_through_dask(colour_space):
     """Check colour images (channels last) and float32 against memory."""

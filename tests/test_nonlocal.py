@@ -254,11 +254,12 @@ def test_grid_search_tunes_parameters():
     [
         ((150, 97), None, {}),
         ((150, 97), None, {"basic": "threshold"}),
+        ((150, 97), None, {"final": "mean"}),
         ((140, 70, 3), -1, {}),
         ((140, 70, 3), -1, {"colour_space": "rgb"}),
         ((70, 18, 20), None, {"search_window": 5, "n_neighbors": 20}),
     ],
-    ids=["grey", "threshold", "colour", "rgb", "volume"],
+    ids=["grey", "threshold", "mean", "colour", "rgb", "volume"],
 )
 def test_threads_give_the_same_values(shape, channel_axis, options):
     """Check that n_jobs changes no bit: rows of claim blocks are summed in order."""
@@ -329,10 +330,13 @@ def test_shrinkage_parameter():
 
 
 
-@pytest.mark.parametrize(
+GROUP_SHAPES = pytest.mark.parametrize(
     ("patch_shape", "n_channels", "joint"),
     [((4, 4), 1, True), ((3, 3, 3), 1, True), ((5, 5), 3, False), ((2, 2), 3, True)],
 )
+
+
+@GROUP_SHAPES
 def test_threshold_estimate_matches_a_dct_of_the_group(patch_shape, n_channels, joint):
     """Check the thresholding estimate against scipy's n-d DCT of every group."""
     from dataclasses import replace
@@ -359,6 +363,83 @@ def test_threshold_estimate_matches_a_dct_of_the_group(patch_shape, n_channels, 
             n_kept[g] += keep.sum()
     assert_allclose(estimate.reshape(groups.shape), expected, atol=1e-12)
     assert_allclose(1 / weights, n_kept, rtol=1e-12)
+
+
+@GROUP_SHAPES
+def test_wiener_estimate_matches_a_dct_of_the_group(patch_shape, n_channels, joint):
+    """Check the Wiener estimate, its weights and risk against scipy's n-d DCT."""
+    from dataclasses import replace
+
+    from scipy.fft import dctn, idctn
+
+    from skpatch._nonlocal import _final_estimate, wiener_settings
+
+    rng = np.random.default_rng(4)
+    n_groups, k, sigma = 5, 6, 0.1
+    shape = (n_groups, k, *patch_shape, n_channels)
+    pilot = rng.normal(0.5, 0.3, shape)
+    noisy = pilot + sigma * rng.standard_normal(shape)
+    settings = replace(wiener_settings(len(patch_shape)), patch_size=patch_shape[0])
+    flat = (n_groups, k, -1, n_channels)
+    estimate, weights, risk = _final_estimate(
+        noisy.reshape(flat), pilot.reshape(flat), sigma, settings, joint
+    )
+    expected = np.empty(shape)
+    squared_gains, expected_risk = np.zeros(n_groups), np.zeros(n_groups)
+    for g in range(n_groups):
+        for c in range(n_channels):
+            coefficients = dctn(noisy[g, ..., c], norm="ortho")
+            power = dctn(pilot[g, ..., c], norm="ortho") ** 2
+            gain = power / (power + sigma**2)
+            expected[g, ..., c] = idctn(gain * coefficients, norm="ortho")
+            squared_gains[g] += (gain**2).sum()
+            expected_risk[g] += ((1 - gain) ** 2 * coefficients**2).sum()
+            expected_risk[g] += 2 * sigma**2 * gain.sum()
+    assert_allclose(estimate.reshape(shape), expected, atol=1e-12)
+    assert_allclose(1 / weights, squared_gains, rtol=1e-12)
+    assert_allclose(risk, expected_risk, rtol=1e-12)
+
+
+def test_final_estimates():
+    """Check the final options: 'auto' by noise and image kind, 'mean', errors."""
+    import skpatch._nonlocal as nonlocal_module
+
+    clean = _scene((80, 150))
+    results = {}
+    for s in (25, 50):
+        sigma, noisy = s / 255, _noisy(clean, s / 255)
+        results[s] = {
+            f: denoise_nl_bayes(noisy, sigma, final=f)
+            for f in nonlocal_module.FINAL_ESTIMATES
+        }
+        for result in results[s].values():
+            assert _psnr(clean, result) > _psnr(clean, noisy) + 6
+    assert s >= nonlocal_module.MEAN_FINAL_FROM
+    assert_array_equal(results[25]["auto"], results[25]["bayes"])
+    assert_array_equal(results[50]["auto"], results[50]["mean"])
+    assert not np.array_equal(results[50]["bayes"], results[50]["wiener"])
+    mean = (results[50]["bayes"] + results[50]["wiener"]) / 2
+    assert_allclose(results[50]["mean"], mean, rtol=0, atol=1e-15)
+    # Colour images and a basic estimate without thresholding: 'auto' is 'bayes'.
+    colour = _noisy(np.stack([clean] * 3, axis=-1), sigma)[:40, :50]
+    assert_array_equal(
+        denoise_nl_bayes(colour, sigma, channel_axis=-1),
+        denoise_nl_bayes(colour, sigma, channel_axis=-1, final="bayes"),
+    )
+    assert_array_equal(
+        denoise_nl_bayes(noisy, sigma, basic="gaussian"),
+        denoise_nl_bayes(noisy, sigma, basic="gaussian", final="bayes"),
+    )
+    with pytest.raises(ValueError, match="pass basic='threshold' or 'both'"):
+        denoise_nl_bayes(noisy, sigma, basic="gaussian", final="wiener")
+    with pytest.raises(ValueError, match="final must be one of"):
+        denoise_nl_bayes(noisy, sigma, final="bm3d")
+    with pytest.raises(InvalidParameterError, match="final"):
+        NonLocalBayes(sigma, final="bm3d").fit(noisy[None])
+    assert_array_equal(
+        NonLocalBayes(sigma, final="wiener").fit_transform(noisy[None])[0],
+        results[50]["wiener"],
+    )
 
 
 def test_basic_estimates(monkeypatch):
