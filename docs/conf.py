@@ -221,7 +221,8 @@ _source_url = "https://github.com/skpatch/skpatch"
 html_theme_options = {
     "logo": {"text": "skpatch"},
     "navbar_start": ["navbar-logo", "navbar-version"],
-    # The links, the search button and the icons fit on one row from 1100 px.
+    # The links, the search button and the icons fit on one row from about 970 px
+    # (_static/skpatch.css).
     "header_links_before_dropdown": 6,
     "navbar_persistent": ["search-button"],
     "icon_links": [

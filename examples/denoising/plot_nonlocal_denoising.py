@@ -153,11 +153,19 @@ for name, (g, g_time, c, c_time) in results.items():
 # %%
 # The results
 # -----------
-n_columns = 2 + len(results)
+# Three panels a row (at the width of the page, the titles stay readable): the grey
+# image's rows, then the colour image's.
+n_columns = 3
+# sphinx_gallery_thumbnail_number = 1
+n_rows = -(-(2 + len(results)) // n_columns)  # rows per image
 fig, axes = plt.subplots(
-    2, n_columns, figsize=(3.2 * n_columns, 6.6), layout="constrained"
+    2 * n_rows,
+    n_columns,
+    figsize=(3.2 * n_columns, 3.4 * n_rows + 2.4 * n_rows),
+    height_ratios=[3.4] * n_rows + [2.4] * n_rows,
+    layout="constrained",
 )
-for row, (clean, noisy, index) in enumerate(
+for block, (clean, noisy, index) in enumerate(
     [(grey, noisy_grey, 0), (colour, noisy_colour, 2)]
 ):
     panels = [("clean", clean), (f"noisy, {psnr(clean, noisy):.2f} dB", noisy)]
@@ -165,10 +173,12 @@ for row, (clean, noisy, index) in enumerate(
         (f"{name}, {psnr(clean, estimate[index]):.2f} dB", estimate[index])
         for name, estimate in results.items()
     ]
-    for ax, (title, image) in zip(axes[row], panels, strict=True):
-        ax.imshow(np.clip(image, 0, 1), cmap="gray", vmin=0, vmax=1)
-        ax.set_title(title, fontsize=9)
+    block_axes = axes[block * n_rows : (block + 1) * n_rows].ravel()
+    for ax in block_axes:
         ax.set_axis_off()
+    for ax, (title, image) in zip(block_axes, panels, strict=False):
+        ax.imshow(np.clip(image, 0, 1), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=10)
 
 # %%
 # What the search finds
@@ -217,12 +227,17 @@ for ax, patch, distance in zip(grid.ravel(), patches[0], distances[0], strict=Tr
     ax.set_axis_off()
 right.suptitle("the group, nearest first (squared distance on the estimate)")
 
-# %%
-# Figures are also written to ``examples/_output/`` so that a run without a screen
-# leaves something to look at.
-script = Path(globals().get("__file__", "plot_nonlocal_denoising.py")).resolve()
-output_dir = script.parent / "_output"
-output_dir.mkdir(exist_ok=True)
-fig.savefig(output_dir / "nonlocal_denoising.png", dpi=100)
-fig_search.savefig(output_dir / "nonlocal_denoising_search.png", dpi=100)
-print(f"figures saved in {output_dir}")
+# sphinx_gallery_start_ignore
+# Run as a script, the example also saves its figures in examples/_output/; in the
+# documentation, sphinx-gallery shows them instead.
+import sys  # noqa: E402
+
+if "sphinx_gallery" not in sys.modules:
+    import os
+
+    output_dir = Path(__file__).resolve().parents[1] / "_output"
+    output_dir.mkdir(exist_ok=True)
+    fig.savefig(output_dir / "nonlocal_denoising.png", dpi=100)
+    fig_search.savefig(output_dir / "nonlocal_denoising_search.png", dpi=100)
+    print(f"figures saved in {os.path.relpath(output_dir)}")
+# sphinx_gallery_end_ignore

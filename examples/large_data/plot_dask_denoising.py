@@ -111,6 +111,7 @@ for label, image in (("noisy", noisy_values), ("denoised", np.clip(denoised, 0, 
 # four chunks: there is no seam, since every pixel near a border was denoised
 # from the same patches as in the untiled computation.
 fig, axes = plt.subplots(1, 3, figsize=(12, 4.4))
+# sphinx_gallery_thumbnail_number = 1
 axes[0].imshow(noisy_values, cmap="gray", vmin=0, vmax=1)
 axes[0].set_title("noisy mosaic and its chunks")
 for axis, draw in ((0, axes[0].axhline), (1, axes[0].axvline)):
